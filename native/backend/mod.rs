@@ -1,0 +1,18 @@
+//! The seam between the engine and whatever runs the model's forward pass.
+use crate::batching::Batch;
+use crate::error::Result;
+
+pub mod ort;
+
+pub trait Backend: Send + Sync {
+    /// Runs one micro-batch and writes its pooled, not yet normalised vectors to `out`
+    /// (`[batch.size(), dim]`, in the batch's row order).
+    fn forward(&self, batch: &Batch, out: &mut [f32]) -> Result<()>;
+    /// `"cpu"`, `"cuda"` or `"mlx"`: where the heavy work really runs.
+    fn kind(&self) -> &'static str;
+    /// A human-readable name of the device.
+    fn device(&self) -> String;
+    fn is_gpu(&self) -> bool {
+        self.kind() != "cpu"
+    }
+}

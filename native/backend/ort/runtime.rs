@@ -1,0 +1,246 @@
+//! Finds and loads the ONNX Runtime library, once per process. Nothing is downloaded: the library
+//! comes from the caller, `ORT_DYLIB_PATH`, the `onnxruntime-node` npm package, or the system.
+use std::path::{Path, PathBuf};
+
+use once_cell::sync::OnceCell;
+use ort::environment::Environment;
+
+use crate::error::{Error, Result};
+
+pub struct Runtime {
+    pub env: Environment,
+    pub library: PathBuf,
+    pub version: String,
+}
+
+static RUNTIME: OnceCell<Runtime> = OnceCell::new();
+
+/// The process's ONNX Runtime, loaded on first use from the first place that works.
+pub fn runtime(requested: Option<&Path>) -> Result<&'static Runtime> {
+    if let Some(loaded) = RUNTIME.get() {
+        return match requested {
+            Some(path) if !same_file(path, &loaded.library) => Err(Error::Runtime(format!(
+                "ONNX Runtime is already loaded from {} and a process can hold only one; \
+                 restart the process to use {}",
+                loaded.library.display(),
+                path.display()
+            ))),
+            _ => Ok(loaded),
+        };
+    }
+    RUNTIME.get_or_try_init(|| load_first(&candidates(requested)))
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Where to look, in order, each with the reason it is on the list.
+fn candidates(requested: Option<&Path>) -> Vec<(PathBuf, &'static str)> {
+    let mut list = Vec::new();
+    if let Some(path) = requested {
+        list.push((path.to_path_buf(), "ortLibrary option"));
+    }
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        list.push((PathBuf::from(path), "ORT_DYLIB_PATH"));
+    }
+    for root in search_roots() {
+        if let Some(lib) = onnxruntime_node_library(&root) {
+            list.push((lib, "onnxruntime-node package"));
+        }
+    }
+    for name in system_library_names() {
+        list.push((PathBuf::from(name), "system library"));
+    }
+    list.dedup_by(|a, b| a.0 == b.0);
+    list
+}
+
+fn load_first(candidates: &[(PathBuf, &'static str)]) -> Result<Runtime> {
+    let mut tried = Vec::new();
+    for (path, source) in candidates {
+        if path.components().count() > 1 && !path.exists() {
+            tried.push(format!("{} ({source}): no such file", path.display()));
+            continue;
+        }
+        match load(path) {
+            Ok(runtime) => return Ok(runtime),
+            Err(e) => tried.push(format!("{} ({source}): {e}", path.display())),
+        }
+    }
+    Err(Error::Runtime(format!(
+        "could not load the ONNX Runtime library. Tried:\n  {}\nInstall the onnxruntime-node package \
+         (ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node@1.30.0), or pass ortLibrary / \
+         set ORT_DYLIB_PATH to a libonnxruntime of version 1.30 or later.",
+        tried.join("\n  ")
+    )))
+}
+
+fn load(path: &Path) -> std::result::Result<Runtime, String> {
+    let builder = ort::init_from(path).map_err(|e| e.to_string())?;
+    let env = builder
+        .with_name("semantic-search-native")
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Runtime {
+        env,
+        library: path.to_path_buf(),
+        version: library_version(path),
+    })
+}
+
+/// Folders from which to look for `node_modules/onnxruntime-node`: this addon's own folder
+/// (where npm puts our dependency) and the working directory, each walked up to the root.
+fn search_roots() -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = addon_dir().into_iter().collect();
+    roots.extend(std::env::current_dir().ok());
+    let mut all = Vec::new();
+    for root in roots {
+        for dir in root.ancestors() {
+            if !all.iter().any(|d: &PathBuf| d == dir) {
+                all.push(dir.to_path_buf());
+            }
+        }
+    }
+    all
+}
+
+fn onnxruntime_node_library(root: &Path) -> Option<PathBuf> {
+    let (os, arch) = (node_platform(), node_arch());
+    let bin = root.join("node_modules/onnxruntime-node/bin");
+    let mut napi_dirs: Vec<PathBuf> = std::fs::read_dir(&bin)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    napi_dirs.sort();
+    napi_dirs.into_iter().rev().find_map(|napi| {
+        let dir = napi.join(os).join(arch);
+        let mut libs: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| is_onnxruntime_library(p))
+            .collect();
+        libs.sort();
+        libs.into_iter().next()
+    })
+}
+
+fn is_onnxruntime_library(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let stem = format!("{}onnxruntime", std::env::consts::DLL_PREFIX);
+    let rest = name.strip_prefix(&stem).unwrap_or("x");
+    // libonnxruntime.so.1, libonnxruntime.1.30.0.dylib, onnxruntime.dll; not the providers' libraries
+    (rest.starts_with('.') || rest.is_empty()) && name.contains(std::env::consts::DLL_SUFFIX)
+}
+
+fn node_platform() -> &'static str {
+    match std::env::consts::OS {
+        "macos" => "darwin",
+        "windows" => "win32",
+        other => other,
+    }
+}
+
+fn node_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+fn system_library_names() -> Vec<String> {
+    let (prefix, suffix) = (std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    let mut names = vec![format!("{prefix}onnxruntime{suffix}")];
+    if cfg!(target_os = "linux") {
+        names.push(format!("{prefix}onnxruntime{suffix}.1"));
+    }
+    names
+}
+
+#[cfg(unix)]
+fn addon_dir() -> Option<PathBuf> {
+    use std::ffi::CStr;
+    // The folder of the shared object that holds this function: the `.node` file under Node.
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let found = unsafe { libc::dladdr(addon_dir as *const libc::c_void, &mut info) };
+    if found == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    let file = unsafe { CStr::from_ptr(info.dli_fname) }
+        .to_string_lossy()
+        .into_owned();
+    Path::new(&file)
+        .canonicalize()
+        .ok()?
+        .parent()
+        .map(Path::to_path_buf)
+}
+
+#[cfg(not(unix))]
+fn addon_dir() -> Option<PathBuf> {
+    None
+}
+
+/// The loaded library's own version string (`OrtGetApiBase()->GetVersionString()`).
+#[cfg(unix)]
+fn library_version(path: &Path) -> String {
+    use std::ffi::{CStr, CString};
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(name) = CString::new(path.as_os_str().as_bytes()) else {
+        return "unknown".into();
+    };
+    unsafe {
+        // RTLD_NOLOAD: the library is already loaded by `ort`; this only takes another reference.
+        let handle = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
+        if handle.is_null() {
+            return "unknown".into();
+        }
+        let symbol = libc::dlsym(handle, c"OrtGetApiBase".as_ptr());
+        let version = if symbol.is_null() {
+            "unknown".into()
+        } else {
+            let get_base: unsafe extern "C" fn() -> *const ort::sys::OrtApiBase =
+                std::mem::transmute(symbol);
+            let base = get_base();
+            CStr::from_ptr(((*base).GetVersionString)())
+                .to_string_lossy()
+                .into_owned()
+        };
+        libc::dlclose(handle);
+        version
+    }
+}
+
+#[cfg(not(unix))]
+fn library_version(_path: &Path) -> String {
+    "unknown".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_libraries_are_not_taken_for_the_runtime() {
+        let so = std::env::consts::DLL_SUFFIX;
+        let p = std::env::consts::DLL_PREFIX;
+        assert!(is_onnxruntime_library(Path::new(&format!(
+            "{p}onnxruntime{so}"
+        ))));
+        assert!(!is_onnxruntime_library(Path::new(&format!(
+            "{p}onnxruntime_providers_cuda{so}"
+        ))));
+        assert!(!is_onnxruntime_library(Path::new(
+            "onnxruntime_binding.node"
+        )));
+    }
+}

@@ -1,0 +1,151 @@
+//! Reads a Hugging Face snapshot: what the model is, how it pools, how it tokenises, which weights.
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::pooling::Pooling;
+
+#[derive(Debug)]
+pub struct ModelDir {
+    pub path: PathBuf,
+    pub config: ModelConfig,
+    pub tokenizer: PathBuf,
+    pub pooling: Pooling,
+    pub query_prefix: String,
+    /// `max_seq_length` from `sentence_bert_config.json`, when the snapshot has one.
+    pub max_seq_length: Option<usize>,
+}
+
+impl ModelDir {
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.is_dir() {
+            return Err(Error::model_file(
+                path,
+                "is not a directory (expected a Hugging Face model snapshot)",
+            ));
+        }
+        let config_path = path.join("config.json");
+        let config = ModelConfig::from_json(&read_text(&config_path)?)
+            .map_err(|what| Error::model_file(&config_path, what))?;
+        let tokenizer = path.join("tokenizer.json");
+        if !tokenizer.is_file() {
+            return Err(Error::model_file(
+                &tokenizer,
+                "is missing (expected the model's Hugging Face tokenizer file)",
+            ));
+        }
+        Ok(ModelDir {
+            pooling: read_pooling(path)?,
+            query_prefix: read_query_prefix(path)?,
+            max_seq_length: read_max_seq_length(path)?,
+            path: path.to_path_buf(),
+            config,
+            tokenizer,
+        })
+    }
+
+    /// The ONNX file to run: `onnx_file` (relative to the snapshot, or absolute) when given,
+    /// else `onnx/model.onnx`, else `model.onnx`.
+    pub fn onnx_file(&self, onnx_file: Option<&str>) -> Result<PathBuf> {
+        if let Some(name) = onnx_file {
+            let candidates = [self.path.join(name), self.path.join("onnx").join(name)];
+            return candidates
+                .iter()
+                .find(|p| p.is_file())
+                .cloned()
+                .ok_or_else(|| {
+                    Error::model_file(&candidates[0], "was named by onnxFile but does not exist")
+                });
+        }
+        let candidates = [
+            self.path.join("onnx").join("model.onnx"),
+            self.path.join("model.onnx"),
+        ];
+        candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+            Error::model_file(
+                &self.path,
+                "has no ONNX weights (expected onnx/model.onnx or model.onnx, or name one with onnxFile)",
+            )
+        })
+    }
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::model_file(path, format!("cannot be read ({e})")))
+}
+
+/// Reads an optional JSON file: `Ok(None)` when absent, an error naming the file when malformed.
+fn read_optional<T: for<'de> Deserialize<'de>>(path: &Path, expected: &str) -> Result<Option<T>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    serde_json::from_str(&read_text(path)?)
+        .map(Some)
+        .map_err(|e| Error::model_file(path, format!("is malformed: {e} (expected {expected})")))
+}
+
+/// The pooling module's folder comes from `modules.json` when present (sentence-transformers'
+/// own layout), else `1_Pooling`. Without any pooling config we mean-pool, as sentence-transformers
+/// does for a plain transformer.
+fn read_pooling(dir: &Path) -> Result<Pooling> {
+    #[derive(Deserialize)]
+    struct Module {
+        path: String,
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    #[derive(Deserialize)]
+    struct PoolingConfig {
+        #[serde(default)]
+        pooling_mode_cls_token: bool,
+        #[serde(default)]
+        pooling_mode_mean_tokens: bool,
+    }
+    let modules: Option<Vec<Module>> =
+        read_optional(&dir.join("modules.json"), "a list of {path, type} modules")?;
+    let folder = modules
+        .and_then(|m| m.into_iter().find(|m| m.kind.ends_with("Pooling")))
+        .map_or_else(|| "1_Pooling".to_string(), |m| m.path);
+    let path = dir.join(folder).join("config.json");
+    let config: Option<PoolingConfig> =
+        read_optional(&path, "a sentence-transformers pooling config")?;
+    match config {
+        None => Ok(Pooling::Mean),
+        Some(c) if c.pooling_mode_cls_token => Ok(Pooling::Cls),
+        Some(c) if c.pooling_mode_mean_tokens => Ok(Pooling::Mean),
+        Some(_) => Err(Error::model_file(
+            &path,
+            "asks for a pooling mode this addon does not support (supported: pooling_mode_cls_token, pooling_mode_mean_tokens)",
+        )),
+    }
+}
+
+fn read_query_prefix(dir: &Path) -> Result<String> {
+    #[derive(Deserialize)]
+    struct StConfig {
+        #[serde(default)]
+        prompts: std::collections::HashMap<String, String>,
+    }
+    let config: Option<StConfig> = read_optional(
+        &dir.join("config_sentence_transformers.json"),
+        "a sentence-transformers config with an optional \"prompts\" object",
+    )?;
+    Ok(config
+        .and_then(|mut c| c.prompts.remove("query"))
+        .unwrap_or_default())
+}
+
+fn read_max_seq_length(dir: &Path) -> Result<Option<usize>> {
+    #[derive(Deserialize)]
+    struct SbertConfig {
+        max_seq_length: Option<usize>,
+    }
+    let config: Option<SbertConfig> = read_optional(
+        &dir.join("sentence_bert_config.json"),
+        "an object with \"max_seq_length\"",
+    )?;
+    Ok(config.and_then(|c| c.max_seq_length))
+}
