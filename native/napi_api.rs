@@ -145,21 +145,26 @@ pub fn init(model_dir: String, options: Option<InitOptions>) -> AsyncTask<InitTa
 }
 
 pub struct EmbedTask {
-    engine: Arc<Engine>,
-    texts: Vec<String>,
+    /// The checked arguments, or why they were refused: `embed` always returns a promise,
+    /// and a refusal rejects it rather than throwing at the call.
+    job: Result<(Arc<Engine>, Vec<String>)>,
     is_query: bool,
 }
 
 impl<'task> ScopedTask<'task> for EmbedTask {
-    type Output = Vec<f32>;
+    type Output = (Vec<f32>, usize);
     type JsValue = Vec<Float32ArraySlice<'task>>;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        guarded(|| self.engine.embed(&self.texts, self.is_query))
+        let (engine, texts) = self
+            .job
+            .as_ref()
+            .map_err(|e| Error::new(e.status, e.reason.clone()))?;
+        guarded(|| engine.embed(texts, self.is_query)).map(|v| (v, engine.info().dim))
     }
 
-    fn resolve(&mut self, env: &'task Env, vectors: Self::Output) -> Result<Self::JsValue> {
-        typed_array_views(env, vectors, self.engine.info().dim)
+    fn resolve(&mut self, env: &'task Env, (vectors, dim): Self::Output) -> Result<Self::JsValue> {
+        typed_array_views(env, vectors, dim)
     }
 }
 
@@ -168,14 +173,12 @@ impl<'task> ScopedTask<'task> for EmbedTask {
     ts_args_type = "texts: string[], isQuery?: boolean",
     ts_return_type = "Promise<Float32Array[]>"
 )]
-pub fn embed(texts: Unknown, is_query: Option<bool>) -> Result<AsyncTask<EmbedTask>> {
-    let texts = read_texts(texts)?;
-    let engine = current_engine()?;
-    Ok(AsyncTask::new(EmbedTask {
-        engine,
-        texts,
+pub fn embed(texts: Unknown, is_query: Option<bool>) -> AsyncTask<EmbedTask> {
+    let job = read_texts(texts).and_then(|texts| Ok((current_engine()?, texts)));
+    AsyncTask::new(EmbedTask {
+        job,
         is_query: is_query.unwrap_or(false),
-    }))
+    })
 }
 
 /// The same as `embed`, blocking the JS thread: for scripts.

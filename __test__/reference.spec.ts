@@ -1,0 +1,49 @@
+// The addon against an independent computation of the same ONNX file: Python onnxruntime,
+// Python tokenizers and numpy pooling.
+import * as path from 'path';
+import * as native from '../index';
+import { cosine, pythonReference, requireModel, TEXTS } from './helpers';
+
+describe('real all-MiniLM-L6-v2 int8 ONNX', () => {
+  const modelDir = requireModel();
+  let info: native.ModelInfo;
+
+  beforeAll(async () => {
+    info = await native.init(modelDir);
+  });
+
+  test('reads the model facts from the snapshot files', () => {
+    expect(info).toMatchObject({ backend: 'cpu', arch: 'bert', dim: 384, maxLength: 256, pooling: 'mean', queryPrefix: '' });
+    expect(info.weights).toBe(path.join(modelDir, 'onnx', 'model.onnx'));
+    expect(info.ortVersion).toMatch(/^1\.\d+\.\d+/);
+    expect(native.isGpu()).toBe(false);
+  });
+
+  test('matches Python onnxruntime + tokenizers + numpy with cosine >= 0.99999 for every text', async () => {
+    const ours = await native.embed(TEXTS);
+    const theirs = pythonReference({
+      model_dir: modelDir,
+      onnx: path.join(modelDir, 'onnx', 'model.onnx'),
+      texts: TEXTS,
+      max_length: 256,
+      pooling: 'mean',
+    });
+    const cosines = ours.map((v, i) => cosine(v, theirs[i]));
+    console.log(`cosine to the Python reference: min ${Math.min(...cosines).toFixed(7)} over ${cosines.length} texts`);
+    cosines.forEach((c) => expect(c).toBeGreaterThanOrEqual(0.99999));
+  });
+
+  test('returns unit-length vectors of the model dimension, in input order', async () => {
+    const all = await native.embed(TEXTS);
+    const one = await native.embed([TEXTS[4]]);
+    expect(all).toHaveLength(TEXTS.length);
+    all.forEach((v) => expect(Math.hypot(...v)).toBeCloseTo(1, 5));
+    expect(cosine(all[4], one[0])).toBeGreaterThan(0.99999);
+  });
+
+  test('embedSync gives the same vectors as embed', async () => {
+    const a = await native.embed(TEXTS.slice(0, 4));
+    const b = native.embedSync(TEXTS.slice(0, 4));
+    b.forEach((v, i) => expect(cosine(v, a[i])).toBeGreaterThan(0.999999));
+  });
+});

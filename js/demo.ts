@@ -1,0 +1,59 @@
+// The main job in small: index the symbols of a source tree, then search it.
+// Usage: npm run demo -- [dir] "query"
+import * as fs from 'fs';
+import * as path from 'path';
+import { Embedder } from './embedder';
+import { CodeSymbol, extractSymbols, listSourceFiles } from './symbols';
+
+const DEMO_MODEL = path.join(__dirname, '..', '.cache', 'models', 'all-MiniLM-L6-v2');
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const query = args.pop() ?? 'split texts into batches by token budget';
+  const root = path.resolve(args[0] ?? path.join(__dirname, '..'));
+  const modelDir = process.env.SEMANTIC_SEARCH_MODEL_DIR || DEMO_MODEL;
+
+  const symbols: CodeSymbol[] = listSourceFiles(root).flatMap((file) =>
+    extractSymbols(path.relative(root, file), fs.readFileSync(file, 'utf8')),
+  );
+  if (symbols.length === 0) throw new Error(`no functions or classes found under ${root}`);
+
+  const embedder = new Embedder({ modelDir });
+  await embedder.init();
+  const info = embedder.info();
+  console.log(`model ${path.basename(modelDir)} (${info.arch}, ${info.dim}-dim) on ${info.backend}, ONNX Runtime ${info.ortVersion}`);
+
+  const started = Date.now();
+  const vectors = await embedder.embedFloat32(symbols.map((s) => s.text), false, { onProgress: progressBar });
+  const seconds = (Date.now() - started) / 1000;
+  process.stdout.write('\n');
+  console.log(`indexed ${symbols.length} symbols from ${root} in ${seconds.toFixed(1)} s (${(symbols.length / seconds).toFixed(0)}/s)`);
+
+  const [q] = await embedder.embedFloat32([query], true);
+  const ranked = vectors
+    .map((v, i) => ({ i, score: dot(q, v) }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, 5);
+  console.log(`\ntop 5 for "${query}":`);
+  for (const { i, score } of ranked) {
+    const s = symbols[i];
+    console.log(`  ${score.toFixed(3)}  ${s.file}:${s.line}  ${s.name}`);
+  }
+}
+
+function progressBar(done: number, total: number): void {
+  const width = 30;
+  const filled = Math.round((done / total) * width);
+  process.stdout.write(`\rembedding [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`);
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
+  return sum;
+}
+
+main().catch((e: Error) => {
+  console.error(`demo failed: ${e.message}`);
+  process.exit(1);
+});
