@@ -31,6 +31,8 @@ export interface InitOptions {
   threads?: number
   /** Which `.onnx` file of the snapshot to run (relative to it or to its `onnx/` folder). */
   onnxFile?: string
+  /** Which weights run: `model.safetensors` when present (`auto`), or the ONNX file. */
+  weights?: 'auto' | 'safetensors' | 'onnx'
   /** Path of the `libonnxruntime` shared library to load. */
   ortLibrary?: string
 }

@@ -2,13 +2,14 @@
 //! L2 normalise -> one contiguous buffer in input order.
 use std::path::{Path, PathBuf};
 
-use crate::backend::ort::{runtime, OnnxFileBackend};
+use crate::backend::ort::{graph, runtime, session_builder, OrtBackend};
 use crate::backend::Backend;
 use crate::batching::{assemble, plan};
 use crate::error::{Error, Result};
 use crate::model_dir::ModelDir;
 use crate::pooling::l2_normalize;
 use crate::tokenize::TextTokenizer;
+use crate::weights::Safetensors;
 
 /// What `init` accepts; `None` means "the model's or the machine's default".
 #[derive(Debug, Default, Clone)]
@@ -18,6 +19,8 @@ pub struct Options {
     pub batch_tokens: Option<usize>,
     pub threads: Option<usize>,
     pub onnx_file: Option<String>,
+    /// `auto` (safetensors when present, else ONNX), `safetensors` or `onnx`.
+    pub weights: Option<String>,
     pub ort_library: Option<PathBuf>,
 }
 
@@ -58,9 +61,26 @@ impl Engine {
         check_backend(options.backend.as_deref())?;
         let tokenizer = TextTokenizer::load(&dir.tokenizer, max_length)?;
         let runtime = runtime::runtime(options.ort_library.as_deref())?;
-        let weights = dir.onnx_file(options.onnx_file.as_deref())?;
         let dim = dir.config.hidden();
-        let backend = OnnxFileBackend::load(runtime, &weights, threads, dir.pooling, dim)?;
+        let (backend, weights) = match choose_weights(&dir, options)? {
+            Weights::Safetensors(st) => {
+                let session = graph::session(
+                    &st,
+                    &dir.config,
+                    dir.pooling,
+                    max_length,
+                    &session_builder(&runtime.env, threads)?,
+                )?;
+                (
+                    OrtBackend::from_session(session, &st.source, dir.pooling, dim)?,
+                    st.source,
+                )
+            }
+            Weights::Onnx(file) => (
+                OrtBackend::from_file(runtime, &file, threads, dir.pooling, dim)?,
+                file,
+            ),
+        };
         let info = Info {
             backend: backend.kind().into(),
             device: backend.device(),
@@ -113,6 +133,27 @@ impl Engine {
         }
         l2_normalize(&mut vectors, dim);
         Ok(vectors)
+    }
+}
+
+enum Weights {
+    Safetensors(Safetensors),
+    Onnx(PathBuf),
+}
+
+fn choose_weights(dir: &ModelDir, options: &Options) -> Result<Weights> {
+    let safetensors = || Safetensors::open(&dir.path);
+    match options.weights.as_deref().unwrap_or("auto") {
+        "auto" if options.onnx_file.is_some() => Ok(Weights::Onnx(dir.onnx_file(options.onnx_file.as_deref())?)),
+        "auto" => match safetensors()? {
+            Some(st) => Ok(Weights::Safetensors(st)),
+            None => Ok(Weights::Onnx(dir.onnx_file(None)?)),
+        },
+        "safetensors" => safetensors()?.map(Weights::Safetensors).ok_or_else(|| {
+            Error::model_file(&dir.path, "has no model.safetensors (nor model.safetensors.index.json), which weights: 'safetensors' needs")
+        }),
+        "onnx" => Ok(Weights::Onnx(dir.onnx_file(options.onnx_file.as_deref())?)),
+        other => Err(Error::Input(format!("unknown weights '{other}' (expected 'auto', 'safetensors' or 'onnx')"))),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod model_dir;
 pub mod pooling;
 pub mod tokenize;
+pub mod weights;
 
 // Under `cargo test` the napi macros register nothing, so the exports look unused.
 #[cfg_attr(test, allow(dead_code))]

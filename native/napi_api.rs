@@ -27,6 +27,9 @@ pub struct InitOptions {
     pub threads: Option<u32>,
     /// Which `.onnx` file of the snapshot to run (relative to it or to its `onnx/` folder).
     pub onnx_file: Option<String>,
+    /// Which weights run: `model.safetensors` when present (`auto`), or the ONNX file.
+    #[napi(ts_type = "'auto' | 'safetensors' | 'onnx'")]
+    pub weights: Option<String>,
     /// Path of the `libonnxruntime` shared library to load.
     pub ort_library: Option<String>,
 }
@@ -77,6 +80,7 @@ impl From<InitOptions> for Options {
             batch_tokens: o.batch_tokens.map(|n| n as usize),
             threads: o.threads.map(|n| n as usize),
             onnx_file: o.onnx_file,
+            weights: o.weights,
             ort_library: o.ort_library.map(PathBuf::from),
         }
     }

@@ -1,8 +1,10 @@
-//! ONNX Runtime backends: a session from an `.onnx` file, on the CPU execution provider.
-mod onnx_file;
+//! ONNX Runtime backends: a session from an `.onnx` file, or from a graph built from
+//! `model.safetensors`, on the CPU execution provider.
+pub mod graph;
 pub mod runtime;
+mod session;
 
-pub use onnx_file::OnnxFileBackend;
+pub use session::OrtBackend;
 
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 

@@ -1,4 +1,5 @@
-//! A session from an `.onnx` file whose inputs and outputs are read from the file, not assumed.
+//! One ONNX Runtime session, from an `.onnx` file or from the graph built from safetensors;
+//! its inputs and outputs are read from the session, not assumed.
 use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Mutex;
@@ -12,12 +13,12 @@ use crate::pooling::{pool, Pooling};
 
 use super::runtime::Runtime;
 
-pub struct OnnxFileBackend {
+pub struct OrtBackend {
     // `Session::run` takes `&mut self`: ONNX Runtime's allocators are not safe for concurrent runs.
     session: Mutex<Session>,
     inputs: Vec<(String, InputKind, TensorElementType)>,
     output: String,
-    /// `Some` when the file outputs token states that we pool; `None` when it outputs pooled vectors.
+    /// `Some` when the session outputs token states that we pool; `None` when it outputs pooled vectors.
     pooling: Option<Pooling>,
     dim: usize,
 }
@@ -29,8 +30,8 @@ enum InputKind {
     TokenTypes,
 }
 
-impl OnnxFileBackend {
-    pub fn load(
+impl OrtBackend {
+    pub fn from_file(
         runtime: &Runtime,
         file: &Path,
         threads: usize,
@@ -40,19 +41,35 @@ impl OnnxFileBackend {
         let session = super::session_builder(&runtime.env, threads)?
             .commit_from_file(file)
             .map_err(|e| Error::model_file(file, format!("is not a usable ONNX model ({e})")))?;
+        Self::from_session(session, file, pooling, dim)
+    }
+
+    /// `source` names the weights in error messages.
+    pub fn from_session(
+        session: Session,
+        source: &Path,
+        pooling: Pooling,
+        dim: usize,
+    ) -> Result<Self> {
         let inputs = session
             .inputs()
             .iter()
             .map(|i| {
                 let kind = input_kind(i.name()).ok_or_else(|| {
-                    Error::model_file(file, format!("has an input \"{}\" this addon cannot feed (expected input_ids, attention_mask, token_type_ids)", i.name()))
+                    Error::model_file(
+                        source,
+                        format!(
+                            "has an input \"{}\" this addon cannot feed (expected input_ids, attention_mask, token_type_ids)",
+                            i.name()
+                        ),
+                    )
                 })?;
                 let ty = i.dtype().tensor_type().unwrap_or(TensorElementType::Int64);
                 Ok((i.name().to_string(), kind, ty))
             })
             .collect::<Result<Vec<_>>>()?;
-        let (output, pooled) = choose_output(&session, file)?;
-        Ok(OnnxFileBackend {
+        let (output, pooled) = choose_output(&session, source)?;
+        Ok(OrtBackend {
             session: Mutex::new(session),
             inputs,
             output,
@@ -80,7 +97,7 @@ impl OnnxFileBackend {
     }
 }
 
-impl super::super::Backend for OnnxFileBackend {
+impl super::super::Backend for OrtBackend {
     fn forward(&self, batch: &Batch, out: &mut [f32]) -> Result<()> {
         let feeds = self.feeds(batch)?;
         let mut session = self
@@ -117,8 +134,8 @@ fn input_kind(name: &str) -> Option<InputKind> {
     }
 }
 
-/// A pooled output (`sentence_embedding`, rank 2) when the export has one, else the token states.
-fn choose_output(session: &Session, file: &Path) -> Result<(String, bool)> {
+/// A pooled output (`sentence_embedding`, rank 2) when the session has one, else the token states.
+fn choose_output(session: &Session, source: &Path) -> Result<(String, bool)> {
     let rank = |name: &str| {
         session
             .outputs()
@@ -127,7 +144,7 @@ fn choose_output(session: &Session, file: &Path) -> Result<(String, bool)> {
             .and_then(|o| o.dtype().tensor_shape().map(|s| s.len()))
     };
     for (name, pooled) in [
-        ("sentence_embedding", true),
+        (super::graph::OUTPUT, true),
         ("last_hidden_state", false),
         ("token_embeddings", false),
     ] {
@@ -142,7 +159,7 @@ fn choose_output(session: &Session, file: &Path) -> Result<(String, bool)> {
         .map(|o| (o.name().to_string(), false))
         .ok_or_else(|| {
             Error::model_file(
-                file,
+                source,
                 "has no output of shape [batch, seq, hidden] or [batch, hidden]",
             )
         })

@@ -1,0 +1,266 @@
+//! Tensors from `model.safetensors` (or its shards), read one at a time from the file and
+//! converted to f32: the whole file is never held in memory next to the graph's copy.
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, Metadata, TensorInfo};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A tensor in PyTorch's layout (row-major, `shape` outermost first).
+#[derive(Debug, Clone)]
+pub struct Tensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Tensor {
+    /// Rows `start..end` of a 2-D tensor.
+    pub fn rows(&self, start: usize, end: usize) -> Tensor {
+        let width = self.shape[1];
+        Tensor {
+            shape: vec![end - start, width],
+            data: self.data[start * width..end * width].to_vec(),
+        }
+    }
+
+    /// The row-major transpose of a 2-D tensor.
+    pub fn transposed(&self) -> Tensor {
+        let (rows, cols) = (self.shape[0], self.shape[1]);
+        let mut data = vec![0.0; self.data.len()];
+        for r in 0..rows {
+            for c in 0..cols {
+                data[c * rows + r] = self.data[r * cols + c];
+            }
+        }
+        Tensor {
+            shape: vec![cols, rows],
+            data,
+        }
+    }
+}
+
+struct Shard {
+    path: PathBuf,
+    data_start: u64,
+}
+
+pub struct Safetensors {
+    shards: Vec<Shard>,
+    tensors: HashMap<String, (usize, TensorInfo)>,
+    /// Some checkpoints prefix every key (`bert.`, `model.`); found once, applied to every lookup.
+    prefix: String,
+    /// What `info().weights` names: the single file, or the shard index.
+    pub source: PathBuf,
+    pub bytes: u64,
+}
+
+const SINGLE: &str = "model.safetensors";
+const INDEX: &str = "model.safetensors.index.json";
+
+impl Safetensors {
+    /// The snapshot's safetensors weights, or `None` when it has none.
+    pub fn open(dir: &Path) -> Result<Option<Self>> {
+        let (source, files) = if dir.join(SINGLE).is_file() {
+            (dir.join(SINGLE), vec![dir.join(SINGLE)])
+        } else if dir.join(INDEX).is_file() {
+            (dir.join(INDEX), shard_files(&dir.join(INDEX))?)
+        } else {
+            return Ok(None);
+        };
+        let mut weights = Safetensors {
+            shards: Vec::new(),
+            tensors: HashMap::new(),
+            prefix: String::new(),
+            source,
+            bytes: 0,
+        };
+        for path in files {
+            weights.add_shard(path)?;
+        }
+        weights.prefix = weights.find_prefix()?;
+        Ok(Some(weights))
+    }
+
+    fn add_shard(&mut self, path: PathBuf) -> Result<()> {
+        let bad = |what: String| Error::model_file(&path, what);
+        let mut file = File::open(&path).map_err(|e| bad(format!("cannot be read ({e})")))?;
+        let mut len = [0u8; 8];
+        file.read_exact(&mut len)
+            .map_err(|e| bad(format!("is not a safetensors file ({e})")))?;
+        let header_len = u64::from_le_bytes(len);
+        if header_len > 100 << 20 {
+            return Err(bad(
+                "is not a safetensors file (header length out of range)".into(),
+            ));
+        }
+        let mut header = vec![0u8; header_len as usize];
+        file.read_exact(&mut header)
+            .map_err(|e| bad(format!("has a truncated header ({e})")))?;
+        let metadata: Metadata = serde_json::from_slice(&header)
+            .map_err(|e| bad(format!("has a malformed header ({e})")))?;
+        let shard = self.shards.len();
+        for (name, info) in metadata.tensors() {
+            self.tensors.insert(name, (shard, info.clone()));
+        }
+        self.bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
+        self.shards.push(Shard {
+            path,
+            data_start: 8 + header_len,
+        });
+        Ok(())
+    }
+
+    fn find_prefix(&self) -> Result<String> {
+        const ANCHOR: &str = "embeddings.word_embeddings.weight";
+        self.tensors
+            .keys()
+            .find_map(|k| k.strip_suffix(ANCHOR).map(str::to_string))
+            .ok_or_else(|| {
+                Error::model_file(
+                    &self.source,
+                    format!(
+                        "has no tensor named {ANCHOR} (is this a BERT or NomicBert checkpoint?)"
+                    ),
+                )
+            })
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(&format!("{}{name}", self.prefix))
+    }
+
+    /// The tensor `name` (without the checkpoint's key prefix), as f32.
+    pub fn get(&self, name: &str) -> Result<Tensor> {
+        let key = format!("{}{name}", self.prefix);
+        let (shard, info) = self
+            .tensors
+            .get(&key)
+            .ok_or_else(|| Error::model_file(&self.source, format!("has no tensor named {key}")))?;
+        let shard = &self.shards[*shard];
+        let bad = |what: String| Error::model_file(&shard.path, what);
+        let (start, end) = info.data_offsets;
+        let mut bytes = vec![0u8; end - start];
+        let mut file = File::open(&shard.path).map_err(|e| bad(format!("cannot be read ({e})")))?;
+        file.seek(SeekFrom::Start(shard.data_start + start as u64))
+            .and_then(|_| file.read_exact(&mut bytes))
+            .map_err(|e| bad(format!("is truncated at tensor {key} ({e})")))?;
+        let data = to_f32(info.dtype, &bytes).ok_or_else(|| {
+            bad(format!(
+                "stores {key} as {:?}; supported: F32, F16, BF16",
+                info.dtype
+            ))
+        })?;
+        Ok(Tensor {
+            shape: info.shape.clone(),
+            data,
+        })
+    }
+
+    /// `get`, checking the shape against what the config implies.
+    pub fn get_shaped(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let tensor = self.get(name)?;
+        if tensor.shape != shape {
+            return Err(Error::model_file(
+                &self.source,
+                format!(
+                    "has {}{name} of shape {:?}, but config.json implies {shape:?}",
+                    self.prefix, tensor.shape
+                ),
+            ));
+        }
+        Ok(tensor)
+    }
+}
+
+fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
+    #[derive(Deserialize)]
+    struct Index {
+        weight_map: HashMap<String, String>,
+    }
+    let text = std::fs::read_to_string(index)
+        .map_err(|e| Error::model_file(index, format!("cannot be read ({e})")))?;
+    let parsed: Index = serde_json::from_str(&text).map_err(|e| {
+        Error::model_file(
+            index,
+            format!("is malformed: {e} (expected a \"weight_map\" of tensor name to file)"),
+        )
+    })?;
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let mut files: Vec<PathBuf> = parsed.weight_map.values().map(|f| dir.join(f)).collect();
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    match dtype {
+        Dtype::F32 => Some(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        Dtype::F16 => Some(
+            bytes
+                .chunks_exact(2)
+                .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+                .collect(),
+        ),
+        Dtype::BF16 => Some(
+            bytes
+                .chunks_exact(2)
+                .map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// IEEE 754 half to single precision, subnormals, infinities and NaN included.
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let mant = u32::from(h & 0x3ff);
+    let bits = match (exp, mant) {
+        (0, 0) => sign,
+        (0, m) => {
+            // subnormal: normalise the mantissa
+            let shift = m.leading_zeros() - 21;
+            sign | ((113 - shift) << 23) | (((m << shift) & 0x3ff) << 13)
+        }
+        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
+        (e, m) => sign | ((e + 112) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_precision_converts_exactly() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x0200), 2f32.powi(-15));
+        assert!(f16_to_f32(0x7c00).is_infinite());
+        assert!(f16_to_f32(0x7e00).is_nan());
+        assert_eq!(f16_to_f32(0x8000).to_bits(), 0x8000_0000);
+    }
+
+    #[test]
+    fn transpose_swaps_rows_and_columns() {
+        let t = Tensor {
+            shape: vec![2, 3],
+            data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        };
+        assert_eq!(t.transposed().data, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        assert_eq!(t.rows(1, 2).data, [4.0, 5.0, 6.0]);
+    }
+}
