@@ -78,7 +78,7 @@ describe('bad input', () => {
       fs.rmSync(path.join(d, 'onnx', 'model.onnx'));
       fs.writeFileSync(path.join(d, 'onnx', 'model.onnx'), 'this is not a protobuf');
     });
-    await expect(native.init(dir)).rejects.toThrow(/model\.onnx: is not a usable ONNX model/);
+    await expect(native.init(dir, { weights: 'onnx' })).rejects.toThrow(/model\.onnx: is not a usable ONNX model/);
   });
 
   test('init on an unknown model_type names it and the supported ones', async () => {
@@ -87,6 +87,19 @@ describe('bad input', () => {
       fs.writeFileSync(path.join(d, 'config.json'), JSON.stringify({ ...config, model_type: 'gpt2' }));
     });
     await expect(native.init(dir)).rejects.toThrow(/config\.json: has model_type "gpt2".*"bert", "nomic_bert"/);
+  });
+
+  test('init on a corrupt model.safetensors names the file', async () => {
+    const dir = brokenCopy((d) => {
+      fs.rmSync(path.join(d, 'model.safetensors'));
+      fs.writeFileSync(path.join(d, 'model.safetensors'), Buffer.from([8, 0, 0, 0, 0, 0, 0, 0, 123, 125]));
+    });
+    await expect(native.init(dir)).rejects.toThrow(/model\.safetensors: /);
+  });
+
+  test('weights: safetensors on a snapshot without them says so', async () => {
+    const dir = brokenCopy((d) => fs.rmSync(path.join(d, 'model.safetensors')));
+    await expect(native.init(dir, { weights: 'safetensors' })).rejects.toThrow(/has no model\.safetensors/);
   });
 
   test('init on a malformed config.json names the file', async () => {
@@ -99,6 +112,7 @@ describe('bad input', () => {
     await expect(native.init(modelDir, { backend: 'tpu' as any })).rejects.toThrow(/unknown backend 'tpu'/);
     await expect(native.init(modelDir, { onnxFile: 'nope.onnx' })).rejects.toThrow(/nope\.onnx: was named by onnxFile but does not exist/);
     await expect(native.init(modelDir, { threads: 0 })).rejects.toThrow(/threads must be a positive integer/);
+    await expect(native.init(modelDir, { weights: 'pt' as any })).rejects.toThrow(/unknown weights 'pt'/);
   });
 
   test('a failed init leaves the previous model in place', async () => {

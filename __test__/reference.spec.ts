@@ -9,7 +9,7 @@ describe('real all-MiniLM-L6-v2 int8 ONNX', () => {
   let info: native.ModelInfo;
 
   beforeAll(async () => {
-    info = await native.init(modelDir);
+    info = await native.init(modelDir, { weights: 'onnx' });
   });
 
   test('reads the model facts from the snapshot files', () => {
@@ -45,5 +45,33 @@ describe('real all-MiniLM-L6-v2 int8 ONNX', () => {
     const a = await native.embed(TEXTS.slice(0, 4));
     const b = native.embedSync(TEXTS.slice(0, 4));
     b.forEach((v, i) => expect(cosine(v, a[i])).toBeGreaterThan(0.999999));
+  });
+});
+
+describe('real all-MiniLM-L6-v2 from model.safetensors (graph built in memory)', () => {
+  const modelDir = requireModel();
+
+  test('auto picks model.safetensors when present and names it', async () => {
+    const info = await native.init(modelDir);
+    expect(info.weights).toBe(path.join(modelDir, 'model.safetensors'));
+  });
+
+  test('matches the Python reference and the int8 ONNX within cosine >= 0.995 for every text', async () => {
+    await native.init(modelDir, { weights: 'safetensors' });
+    const fp32 = await native.embed(TEXTS);
+    await native.init(modelDir, { weights: 'onnx' });
+    const int8 = await native.embed(TEXTS);
+    const python = pythonReference({
+      model_dir: modelDir,
+      onnx: path.join(modelDir, 'onnx', 'model.onnx'),
+      texts: TEXTS,
+      max_length: 256,
+      pooling: 'mean',
+    });
+    const toPython = fp32.map((v, i) => cosine(v, python[i]));
+    const toInt8 = fp32.map((v, i) => cosine(v, int8[i]));
+    console.log(`safetensors fp32 vs Python int8 reference: min cosine ${Math.min(...toPython).toFixed(5)}; vs our int8 ONNX: ${Math.min(...toInt8).toFixed(5)}`);
+    toPython.forEach((c) => expect(c).toBeGreaterThanOrEqual(0.995));
+    toInt8.forEach((c) => expect(c).toBeGreaterThanOrEqual(0.995));
   });
 });

@@ -5,17 +5,18 @@ use crate::error::{Error, Result};
 use crate::weights::Safetensors;
 
 pub fn load(w: &Safetensors, c: &BertConfig) -> Result<Encoder> {
-    let act =
-        match c.hidden_act.as_str() {
-            "gelu" => Activation::Gelu,
-            "relu" => Activation::Relu,
-            other => return Err(Error::model_file(
+    let act = match c.hidden_act.as_str() {
+        "gelu" => Activation::Gelu,
+        "relu" => Activation::Relu,
+        other => {
+            return Err(Error::model_file(
                 &w.source,
                 format!(
                     "config.json asks for hidden_act \"{other}\"; supported: \"gelu\", \"relu\""
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let (h, eps) = (c.hidden_size, c.layer_norm_eps);
     let mut word_embeddings =
         w.get_shaped("embeddings.word_embeddings.weight", &[c.vocab_size, h])?;

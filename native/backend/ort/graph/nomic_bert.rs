@@ -53,7 +53,7 @@ fn check_supported(w: &Safetensors, c: &NomicBertConfig) -> Result<()> {
             c.activation_function
         ));
     }
-    if c.n_embd % c.n_head != 0 {
+    if !c.n_embd.is_multiple_of(c.n_head) {
         return refuse("a hidden size that the heads do not divide");
     }
     Ok(())

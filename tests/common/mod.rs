@@ -1,0 +1,282 @@
+//! Test models and comparisons shared by the integration tests.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+use semantic_search_native::engine::{Engine, Options};
+
+pub fn minilm_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/models/all-MiniLM-L6-v2");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "test model missing at {}: run npm run fetch-models",
+        dir.display()
+    );
+    dir
+}
+
+/// A scratch folder under the system temp dir, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("ssn-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Deterministic values in [-scale, scale) (splitmix64).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next(&mut self, scale: f32) -> f32 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        ((z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+    }
+    pub fn vec(&mut self, n: usize, center: f32, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| center + self.next(scale)).collect()
+    }
+}
+
+/// A NomicBert shaped like CodeRankEmbed but smaller; every weight random, LayerNorms included.
+pub struct NomicShape {
+    pub hidden: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub inner: usize,
+}
+
+pub const SMALL_NOMIC: NomicShape = NomicShape {
+    hidden: 128,
+    heads: 4,
+    layers: 3,
+    inner: 256,
+};
+pub const QUERY_PREFIX: &str = "Represent this query for searching relevant code: ";
+const VOCAB: usize = 30528;
+
+pub fn nomic_weights(shape: &NomicShape, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut rng = Rng::new(seed);
+    let (h, i) = (shape.hidden, shape.inner);
+    // uniform(-a, a) with a = sqrt(3 / fan_in) keeps activations near unit variance
+    let lin =
+        |rng: &mut Rng, out: usize, inp: usize| rng.vec(out * inp, 0.0, (3.0 / inp as f32).sqrt());
+    let mut t = vec![
+        (
+            "embeddings.word_embeddings.weight".into(),
+            vec![VOCAB, h],
+            rng.vec(VOCAB * h, 0.0, 1.0),
+        ),
+        (
+            "embeddings.token_type_embeddings.weight".into(),
+            vec![2, h],
+            rng.vec(2 * h, 0.0, 1.0),
+        ),
+        ("emb_ln.weight".into(), vec![h], rng.vec(h, 1.0, 0.3)),
+        ("emb_ln.bias".into(), vec![h], rng.vec(h, 0.0, 0.3)),
+    ];
+    for l in 0..shape.layers {
+        let p = format!("encoder.layers.{l}");
+        t.push((
+            format!("{p}.attn.Wqkv.weight"),
+            vec![3 * h, h],
+            lin(&mut rng, 3 * h, h),
+        ));
+        t.push((
+            format!("{p}.attn.out_proj.weight"),
+            vec![h, h],
+            lin(&mut rng, h, h),
+        ));
+        t.push((
+            format!("{p}.mlp.fc11.weight"),
+            vec![i, h],
+            lin(&mut rng, i, h),
+        ));
+        t.push((
+            format!("{p}.mlp.fc12.weight"),
+            vec![i, h],
+            lin(&mut rng, i, h),
+        ));
+        t.push((
+            format!("{p}.mlp.fc2.weight"),
+            vec![h, i],
+            lin(&mut rng, h, i),
+        ));
+        for n in ["norm1", "norm2"] {
+            t.push((format!("{p}.{n}.weight"), vec![h], rng.vec(h, 1.0, 0.3)));
+            t.push((format!("{p}.{n}.bias"), vec![h], rng.vec(h, 0.0, 0.3)));
+        }
+    }
+    t
+}
+
+pub fn nomic_config(shape: &NomicShape) -> String {
+    format!(
+        r#"{{"model_type":"nomic_bert","vocab_size":{VOCAB},"n_embd":{},"n_head":{},"n_layer":{},"n_inner":{},
+        "n_positions":8192,"max_trained_positions":2048,"type_vocab_size":2,"layer_norm_epsilon":1e-12,
+        "rotary_emb_fraction":1.0,"rotary_emb_base":1000,"rotary_emb_interleaved":false,"qkv_proj_bias":false,
+        "mlp_fc1_bias":false,"mlp_fc2_bias":false,"activation_function":"swiglu","prenorm":false}}"#,
+        shape.hidden, shape.heads, shape.layers, shape.inner
+    )
+}
+
+/// Writes `tensors` as one safetensors file, in `dtype` (F32, F16 or BF16).
+pub fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], dtype: Dtype) {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, data)| encode(data, dtype))
+        .collect();
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| {
+            (
+                name.clone(),
+                TensorView::new(dtype, shape.clone(), b).expect("view"),
+            )
+        })
+        .collect();
+    let file = safetensors::serialize(views, None).expect("serialize");
+    std::fs::write(path, file).expect("write safetensors");
+}
+
+fn encode(data: &[f32], dtype: Dtype) -> Vec<u8> {
+    match dtype {
+        Dtype::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        Dtype::BF16 => data
+            .iter()
+            .flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes())
+            .collect(),
+        Dtype::F16 => data
+            .iter()
+            .flat_map(|v| f32_to_f16(*v).to_le_bytes())
+            .collect(),
+        other => panic!("no encoder for {other:?}"),
+    }
+}
+
+/// Round-to-nearest-even f32 -> f16 for normal values (test weights are small and normal).
+fn f32_to_f16(v: f32) -> u16 {
+    let bits = v.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xff) as i32 - 127 + 15;
+    if exp <= 0 {
+        return sign;
+    }
+    let mant = bits & 0x7f_ffff;
+    let mut half = ((exp as u32) << 10) | (mant >> 13);
+    let rest = mant & 0x1fff;
+    if rest > 0x1000 || (rest == 0x1000 && half & 1 == 1) {
+        half += 1;
+    }
+    sign | half as u16
+}
+
+/// A complete snapshot of a random NomicBert: CLS pooling and the CodeRankEmbed query prefix.
+pub fn write_nomic_dir(dir: &Path, shape: &NomicShape, seed: u64) {
+    std::fs::write(dir.join("config.json"), nomic_config(shape)).expect("config");
+    std::fs::copy(
+        minilm_dir().join("tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .expect("tokenizer");
+    std::fs::create_dir_all(dir.join("1_Pooling")).expect("pooling dir");
+    std::fs::write(
+        dir.join("1_Pooling/config.json"),
+        format!(r#"{{"word_embedding_dimension":{},"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":false}}"#, shape.hidden),
+    )
+    .expect("pooling");
+    std::fs::write(
+        dir.join("config_sentence_transformers.json"),
+        format!(r#"{{"prompts":{{"query":"{QUERY_PREFIX}","document":""}}}}"#),
+    )
+    .expect("prompts");
+    write_safetensors(
+        &dir.join("model.safetensors"),
+        &nomic_weights(shape, seed),
+        Dtype::F32,
+    );
+}
+
+pub fn ours(dir: &Path, texts: &[String], is_query: bool) -> Vec<Vec<f32>> {
+    let engine = Engine::load(dir, &Options::default()).expect("engine loads");
+    let dim = engine.info().dim;
+    engine
+        .embed(texts, is_query)
+        .expect("embeds")
+        .chunks(dim)
+        .map(<[f32]>::to_vec)
+        .collect()
+}
+
+pub fn texts() -> Vec<String> {
+    let long =
+        "let total = values.iter().map(|v| v * weight).sum::<f32>() / count as f32; ".repeat(12);
+    [
+        "fn add(a: i32, b: i32) -> i32 { a + b }",
+        "Reads a file and returns its lines.",
+        "",
+        long.as_str(),
+        "class Stack<T> { push(x: T) { this.items.push(x); } pop(): T { return this.items.pop(); } }",
+        "SELECT name, count(*) FROM users GROUP BY name",
+        "x",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    dot / (norm(a) * norm(b))
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Asserts every pair of vectors agrees: cosine >= `min_cosine` and max abs difference <= `max_diff`.
+pub fn assert_close(label: &str, a: &[Vec<f32>], b: &[Vec<f32>], min_cosine: f32, max_diff: f32) {
+    assert_eq!(a.len(), b.len());
+    let worst_cos = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| cosine(x, y))
+        .fold(1.0, f32::min);
+    let worst_diff = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| max_abs_diff(x, y))
+        .fold(0.0, f32::max);
+    println!(
+        "{label}: min cosine {worst_cos:.7}, max abs diff {worst_diff:.2e} over {} texts",
+        a.len()
+    );
+    assert!(
+        worst_cos >= min_cosine,
+        "{label}: cosine {worst_cos} < {min_cosine}"
+    );
+    assert!(
+        worst_diff <= max_diff,
+        "{label}: max abs diff {worst_diff} > {max_diff}"
+    );
+}

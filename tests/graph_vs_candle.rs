@@ -1,0 +1,234 @@
+//! The graph built from model.safetensors against candle-transformers, an independent
+//! implementation: real all-MiniLM-L6-v2 (BERT) and random CodeRankEmbed-shaped NomicBert.
+mod common;
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::{bert, nomic_bert};
+use common::*;
+use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
+
+/// Token ids and mask, padded to the longest text, as candle tensors.
+fn encode(dir: &std::path::Path, texts: &[String], max_len: usize) -> (Tensor, Tensor) {
+    let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json")).expect("tokenizer");
+    tokenizer.with_padding(Some(PaddingParams::default()));
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: max_len,
+            ..Default::default()
+        }))
+        .expect("truncation");
+    let encodings = tokenizer
+        .encode_batch(texts.to_vec(), true)
+        .expect("encode");
+    let rows = |f: &dyn Fn(&tokenizers::Encoding) -> Vec<u32>| {
+        let data: Vec<Vec<u32>> = encodings.iter().map(f).collect();
+        Tensor::new(data, &Device::Cpu).expect("tensor")
+    };
+    (
+        rows(&|e| e.get_ids().to_vec()),
+        rows(&|e| e.get_attention_mask().to_vec()),
+    )
+}
+
+fn to_rows(t: &Tensor) -> Vec<Vec<f32>> {
+    t.to_vec2::<f32>().expect("rows")
+}
+
+fn candle_nomic(dir: &std::path::Path, texts: &[String], cls: bool) -> Vec<Vec<f32>> {
+    let config: nomic_bert::Config =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &Device::Cpu).unwrap();
+    let model = nomic_bert::NomicBertModel::load(vb, &config).unwrap();
+    let (ids, mask) = encode(dir, texts, 2048);
+    let hidden = model.forward(&ids, None, Some(&mask)).unwrap();
+    let pooled = if cls {
+        hidden.i((.., 0, ..)).unwrap()
+    } else {
+        nomic_bert::mean_pooling(&hidden, &mask).unwrap()
+    };
+    to_rows(&nomic_bert::l2_normalize(&pooled).unwrap())
+}
+
+fn candle_minilm(dir: &std::path::Path, texts: &[String]) -> Vec<Vec<f32>> {
+    let config: bert::Config =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let vb = VarBuilder::from_buffered_safetensors(
+        std::fs::read(dir.join("model.safetensors")).unwrap(),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let model = bert::BertModel::load(vb, &config).unwrap();
+    let (ids, mask) = encode(dir, texts, 256);
+    let hidden = model
+        .forward(&ids, &ids.zeros_like().unwrap(), Some(&mask))
+        .unwrap();
+    let pooled = nomic_bert::mean_pooling(&hidden, &mask).unwrap();
+    to_rows(&nomic_bert::l2_normalize(&pooled).unwrap())
+}
+
+#[test]
+fn real_minilm_from_safetensors_matches_candle_bert() {
+    let dir = minilm_dir();
+    assert_close(
+        "MiniLM graph vs candle",
+        &ours(&dir, &texts(), false),
+        &candle_minilm(&dir, &texts()),
+        0.99999,
+        1e-4,
+    );
+}
+
+#[test]
+fn random_nomic_bert_matches_candle_nomic_bert() {
+    let scratch = Scratch::new("nomic-candle");
+    write_nomic_dir(&scratch.0, &SMALL_NOMIC, 7);
+    let theirs = candle_nomic(&scratch.0, &texts(), true);
+    assert_close(
+        "NomicBert graph vs candle",
+        &ours(&scratch.0, &texts(), false),
+        &theirs,
+        0.99999,
+        1e-4,
+    );
+}
+
+#[test]
+fn nomic_bert_query_prefix_and_pooling_come_from_the_snapshot_files() {
+    let scratch = Scratch::new("nomic-files");
+    write_nomic_dir(&scratch.0, &SMALL_NOMIC, 11);
+    let query = vec!["parse a csv line".to_string()];
+    let prefixed = vec![format!("{QUERY_PREFIX}parse a csv line")];
+    let as_query = ours(&scratch.0, &query, true);
+    assert_close(
+        "query == prefix + text",
+        &as_query,
+        &ours(&scratch.0, &prefixed, false),
+        0.99999,
+        1e-5,
+    );
+    assert!(
+        cosine(&as_query[0], &ours(&scratch.0, &query, false)[0]) < 0.9999,
+        "the prefix must change the vector"
+    );
+
+    // against candle with the prefix written by hand, so the prefix is the one the file names
+    assert_close(
+        "query vs candle",
+        &as_query,
+        &candle_nomic(&scratch.0, &prefixed, true),
+        0.99999,
+        1e-4,
+    );
+
+    std::fs::write(
+        scratch.0.join("config_sentence_transformers.json"),
+        r#"{"prompts":{"query":"search: "}}"#,
+    )
+    .unwrap();
+    assert!(
+        cosine(&ours(&scratch.0, &query, true)[0], &as_query[0]) < 0.9999,
+        "a new prefix must change the vector"
+    );
+
+    let cls = ours(&scratch.0, &texts(), false);
+    std::fs::write(
+        scratch.0.join("1_Pooling/config.json"),
+        r#"{"pooling_mode_cls_token":false,"pooling_mode_mean_tokens":true}"#,
+    )
+    .unwrap();
+    let mean = ours(&scratch.0, &texts(), false);
+    assert!(
+        cosine(&mean[0], &cls[0]) < 0.99,
+        "mean pooling must differ from CLS"
+    );
+    assert_close(
+        "mean pooling vs candle",
+        &mean,
+        &candle_nomic(&scratch.0, &texts(), false),
+        0.99999,
+        1e-4,
+    );
+}
+
+#[test]
+fn bert_prefixed_keys_shards_and_half_precision_load_the_same_weights() {
+    let scratch = Scratch::new("nomic-layouts");
+    write_nomic_dir(&scratch.0, &SMALL_NOMIC, 3);
+    let reference = ours(&scratch.0, &texts(), false);
+    let tensors = nomic_weights(&SMALL_NOMIC, 3);
+
+    let prefixed: Vec<_> = tensors
+        .iter()
+        .map(|(n, s, d)| (format!("bert.{n}"), s.clone(), d.clone()))
+        .collect();
+    write_safetensors(
+        &scratch.0.join("model.safetensors"),
+        &prefixed,
+        safetensors::Dtype::F32,
+    );
+    assert_close(
+        "bert. prefix",
+        &ours(&scratch.0, &texts(), false),
+        &reference,
+        0.999999,
+        1e-6,
+    );
+
+    std::fs::remove_file(scratch.0.join("model.safetensors")).unwrap();
+    let (first, second) = tensors.split_at(tensors.len() / 2);
+    write_safetensors(
+        &scratch.0.join("model-00001-of-00002.safetensors"),
+        first,
+        safetensors::Dtype::F32,
+    );
+    write_safetensors(
+        &scratch.0.join("model-00002-of-00002.safetensors"),
+        second,
+        safetensors::Dtype::F32,
+    );
+    let map: Vec<String> = tensors
+        .iter()
+        .enumerate()
+        .map(|(i, (n, _, _))| {
+            format!(
+                "\"{n}\":\"model-0000{}-of-00002.safetensors\"",
+                if i < first.len() { 1 } else { 2 }
+            )
+        })
+        .collect();
+    std::fs::write(
+        scratch.0.join("model.safetensors.index.json"),
+        format!("{{\"weight_map\":{{{}}}}}", map.join(",")),
+    )
+    .unwrap();
+    assert_close(
+        "two shards",
+        &ours(&scratch.0, &texts(), false),
+        &reference,
+        0.999999,
+        1e-6,
+    );
+
+    for f in [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+    ] {
+        std::fs::remove_file(scratch.0.join(f)).unwrap();
+    }
+    for dtype in [safetensors::Dtype::F16, safetensors::Dtype::BF16] {
+        write_safetensors(&scratch.0.join("model.safetensors"), &tensors, dtype);
+        // candle reads the same rounded weights, so the strict tolerance still holds
+        let theirs = candle_nomic(&scratch.0, &texts(), true);
+        assert_close(
+            &format!("{dtype:?} weights vs candle"),
+            &ours(&scratch.0, &texts(), false),
+            &theirs,
+            0.99999,
+            1e-4,
+        );
+    }
+}
