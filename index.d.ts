@@ -53,4 +53,17 @@ export interface ModelInfo {
   ortLibrary: string
   threads: number
   batchTokens: number
+  /** Why the CUDA provider is not used, when `backend: 'auto'` could have used it. */
+  cudaUnavailable?: string
+}
+
+/** The ONNX Runtime library this process uses (loading it if needed) and what it can run on. */
+export declare function runtimeInfo(ortLibrary?: string | undefined | null): RuntimeInfo
+
+export interface RuntimeInfo {
+  library: string
+  version: string
+  providers: Array<string>
+  /** `None` when the CUDA provider starts here; else why it cannot. */
+  cudaUnavailable?: string
 }

@@ -840,3 +840,4 @@ module.exports.embedSync = nativeBinding.embedSync
 module.exports.info = nativeBinding.info
 module.exports.init = nativeBinding.init
 module.exports.isGpu = nativeBinding.isGpu
+module.exports.runtimeInfo = nativeBinding.runtimeInfo

@@ -2,14 +2,14 @@
 //! L2 normalise -> one contiguous buffer in input order.
 use std::path::{Path, PathBuf};
 
-use crate::backend::ort::{graph, runtime, session_builder, OrtBackend};
+use crate::backend::ort::{self as ort_backend, runtime, Want};
 use crate::backend::Backend;
 use crate::batching::{assemble, plan};
 use crate::error::{Error, Result};
 use crate::model_dir::ModelDir;
 use crate::pooling::l2_normalize;
 use crate::tokenize::TextTokenizer;
-use crate::weights::Safetensors;
+use crate::weights::{Safetensors, WeightsSource};
 
 /// What `init` accepts; `None` means "the model's or the machine's default".
 #[derive(Debug, Default, Clone)]
@@ -27,6 +27,10 @@ pub struct Options {
 /// Token budget of one CPU forward pass: large enough to keep the matrix kernels busy,
 /// small enough that attention's [batch, heads, seq, seq] scores stay in cache-friendly sizes.
 const CPU_BATCH_TOKENS: usize = 8192;
+/// A GPU needs far more rows in flight to fill its cores.
+const GPU_BATCH_TOKENS: usize = 16384;
+/// Test seam: batches of more rows than this fail as out of memory, to exercise the retry.
+const INJECT_OOM_ENV: &str = "SEMANTIC_SEARCH_NATIVE_INJECT_OOM_ROWS";
 
 #[derive(Debug, Clone)]
 pub struct Info {
@@ -42,6 +46,8 @@ pub struct Info {
     pub ort_library: String,
     pub threads: usize,
     pub batch_tokens: usize,
+    /// Why the CUDA provider is not used, when `backend: 'auto'` could have used it.
+    pub cuda_unavailable: Option<String>,
 }
 
 pub struct Engine {
@@ -56,48 +62,36 @@ impl Engine {
         let dir = ModelDir::open(path)?;
         let max_length = resolve_max_length(&dir, options.max_length)?;
         let threads = positive("threads", options.threads)?.unwrap_or_else(physical_cores);
-        let batch_tokens =
-            positive("batchTokens", options.batch_tokens)?.unwrap_or(CPU_BATCH_TOKENS);
-        check_backend(options.backend.as_deref())?;
+        let want = wanted_providers(options.backend.as_deref())?;
         let tokenizer = TextTokenizer::load(&dir.tokenizer, max_length)?;
         let runtime = runtime::runtime(options.ort_library.as_deref())?;
-        let dim = dir.config.hidden();
-        let (backend, weights) = match choose_weights(&dir, options)? {
-            Weights::Safetensors(st) => {
-                let session = graph::session(
-                    &st,
-                    &dir.config,
-                    dir.pooling,
-                    max_length,
-                    &session_builder(&runtime.env, threads)?,
-                )?;
-                (
-                    OrtBackend::from_session(session, &st.source, dir.pooling, dim)?,
-                    st.source,
-                )
-            }
-            Weights::Onnx(file) => (
-                OrtBackend::from_file(runtime, &file, threads, dir.pooling, dim)?,
-                file,
-            ),
+        let weights = choose_weights(&dir, options)?;
+        let loaded = ort_backend::load(runtime, &dir, &weights, threads, max_length, want)?;
+        let backend = with_injected_oom(Box::new(loaded.backend));
+        let default_tokens = if backend.is_gpu() {
+            GPU_BATCH_TOKENS
+        } else {
+            CPU_BATCH_TOKENS
         };
+        let batch_tokens = positive("batchTokens", options.batch_tokens)?.unwrap_or(default_tokens);
         let info = Info {
             backend: backend.kind().into(),
             device: backend.device(),
             arch: dir.config.arch().name().into(),
-            dim,
+            dim: dir.config.hidden(),
             max_length,
             pooling: dir.pooling.name().into(),
             query_prefix: dir.query_prefix.clone(),
-            weights: weights.display().to_string(),
+            weights: weights.path().display().to_string(),
             ort_version: runtime.version.clone(),
             ort_library: runtime.library.display().to_string(),
             threads,
             batch_tokens,
+            cuda_unavailable: loaded.cuda_unavailable,
         };
         Ok(Engine {
             tokenizer,
-            backend: Box::new(backend),
+            backend,
             batch_tokens,
             info,
         })
@@ -113,7 +107,6 @@ impl Engine {
 
     /// Unit-length vectors of `texts`, `dim` floats each, in input order.
     pub fn embed(&self, texts: &[String], is_query: bool) -> Result<Vec<f32>> {
-        let dim = self.info.dim;
         let prefix = if is_query {
             self.info.query_prefix.as_str()
         } else {
@@ -121,38 +114,54 @@ impl Engine {
         };
         let ids = self.tokenizer.encode(texts, prefix)?;
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-        let mut vectors = vec![0f32; texts.len() * dim];
-        let mut pooled = Vec::new();
+        let mut vectors = vec![0f32; texts.len() * self.info.dim];
         for rows in plan(&lengths, self.batch_tokens) {
-            let batch = assemble(&ids, rows);
-            pooled.resize(batch.size() * dim, 0.0);
-            self.backend.forward(&batch, &mut pooled)?;
-            for (&row, vector) in batch.rows.iter().zip(pooled.chunks_exact(dim)) {
-                vectors[row * dim..(row + 1) * dim].copy_from_slice(vector);
-            }
+            self.forward(&ids, rows, &mut vectors)?;
         }
-        l2_normalize(&mut vectors, dim);
+        l2_normalize(&mut vectors, self.info.dim);
         Ok(vectors)
+    }
+
+    /// Runs `rows` as one micro-batch into their places in `vectors`; out of memory halves the
+    /// micro-batch and tries again, so a call returns every vector or a real error.
+    fn forward(&self, ids: &[Vec<u32>], rows: Vec<usize>, vectors: &mut [f32]) -> Result<()> {
+        let dim = self.info.dim;
+        let batch = assemble(ids, rows);
+        let mut pooled = vec![0f32; batch.size() * dim];
+        match self.backend.forward(&batch, &mut pooled) {
+            Ok(()) => {
+                for (&row, vector) in batch.rows.iter().zip(pooled.chunks_exact(dim)) {
+                    vectors[row * dim..(row + 1) * dim].copy_from_slice(vector);
+                }
+                Ok(())
+            }
+            Err(Error::OutOfMemory(_)) if batch.size() > 1 => {
+                let mut first = batch.rows;
+                let second = first.split_off(first.len() / 2);
+                self.forward(ids, first, vectors)?;
+                self.forward(ids, second, vectors)
+            }
+            Err(Error::OutOfMemory(e)) => Err(Error::OutOfMemory(format!(
+                "{e} (even a single text of {} tokens did not fit: lower maxLength)",
+                batch.seq
+            ))),
+            Err(e) => Err(e),
+        }
     }
 }
 
-enum Weights {
-    Safetensors(Safetensors),
-    Onnx(PathBuf),
-}
-
-fn choose_weights(dir: &ModelDir, options: &Options) -> Result<Weights> {
+fn choose_weights(dir: &ModelDir, options: &Options) -> Result<WeightsSource> {
     let safetensors = || Safetensors::open(&dir.path);
     match options.weights.as_deref().unwrap_or("auto") {
-        "auto" if options.onnx_file.is_some() => Ok(Weights::Onnx(dir.onnx_file(options.onnx_file.as_deref())?)),
+        "auto" if options.onnx_file.is_some() => Ok(WeightsSource::Onnx(dir.onnx_file(options.onnx_file.as_deref())?)),
         "auto" => match safetensors()? {
-            Some(st) => Ok(Weights::Safetensors(st)),
-            None => Ok(Weights::Onnx(dir.onnx_file(None)?)),
+            Some(st) => Ok(WeightsSource::Safetensors(st)),
+            None => Ok(WeightsSource::Onnx(dir.onnx_file(None)?)),
         },
-        "safetensors" => safetensors()?.map(Weights::Safetensors).ok_or_else(|| {
+        "safetensors" => safetensors()?.map(WeightsSource::Safetensors).ok_or_else(|| {
             Error::model_file(&dir.path, "has no model.safetensors (nor model.safetensors.index.json), which weights: 'safetensors' needs")
         }),
-        "onnx" => Ok(Weights::Onnx(dir.onnx_file(options.onnx_file.as_deref())?)),
+        "onnx" => Ok(WeightsSource::Onnx(dir.onnx_file(options.onnx_file.as_deref())?)),
         other => Err(Error::Input(format!("unknown weights '{other}' (expected 'auto', 'safetensors' or 'onnx')"))),
     }
 }
@@ -175,18 +184,57 @@ fn positive(name: &str, value: Option<usize>) -> Result<Option<usize>> {
     }
 }
 
-fn check_backend(requested: Option<&str>) -> Result<()> {
+/// `auto` tries CUDA first (MLX on Apple Silicon is a separate build); `cpu` never touches it.
+fn wanted_providers(requested: Option<&str>) -> Result<Want> {
     match requested.unwrap_or("auto") {
-        "auto" | "cpu" => Ok(()),
-        "cuda" => Err(Error::Input(
-            "backend 'cuda' is not available in this build yet; use 'cpu' or 'auto'".into(),
-        )),
+        "auto" => Ok(Want::CudaFirst),
+        "cpu" => Ok(Want::CpuOnly),
+        "cuda" => Ok(Want::CudaOnly),
         "mlx" => Err(Error::Input(
-            "backend 'mlx' needs an Apple Silicon build with MLX; use 'cpu' or 'auto' here".into(),
+            "backend 'mlx' needs an Apple Silicon build with MLX; use 'auto', 'cpu' or 'cuda' here"
+                .into(),
         )),
         other => Err(Error::Input(format!(
             "unknown backend '{other}' (expected 'auto', 'cpu', 'cuda' or 'mlx')"
         ))),
+    }
+}
+
+/// Wraps `backend` so that batches of more rows than `$SEMANTIC_SEARCH_NATIVE_INJECT_OOM_ROWS`
+/// fail as out of memory: the tests' way to reach the retry path without a full GPU.
+fn with_injected_oom(backend: Box<dyn Backend>) -> Box<dyn Backend> {
+    match std::env::var(INJECT_OOM_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(max_rows) => Box::new(OomAbove {
+            inner: backend,
+            max_rows,
+        }),
+        None => backend,
+    }
+}
+
+struct OomAbove {
+    inner: Box<dyn Backend>,
+    max_rows: usize,
+}
+
+impl Backend for OomAbove {
+    fn forward(&self, batch: &crate::batching::Batch, out: &mut [f32]) -> Result<()> {
+        if batch.size() > self.max_rows {
+            return Err(Error::OutOfMemory(format!(
+                "injected for a batch of {} rows",
+                batch.size()
+            )));
+        }
+        self.inner.forward(batch, out)
+    }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn device(&self) -> String {
+        self.inner.device()
     }
 }
 

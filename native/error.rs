@@ -9,6 +9,8 @@ pub enum Error {
     Runtime(String),
     #[error("ONNX Runtime failed: {0}")]
     Ort(String),
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
     #[error("tokenizer failed: {0}")]
     Tokenizer(String),
     #[error("{0}")]

@@ -51,6 +51,8 @@ pub struct ModelInfo {
     pub ort_library: String,
     pub threads: u32,
     pub batch_tokens: u32,
+    /// Why the CUDA provider is not used, when `backend: 'auto'` could have used it.
+    pub cuda_unavailable: Option<String>,
 }
 
 impl From<&Info> for ModelInfo {
@@ -68,6 +70,7 @@ impl From<&Info> for ModelInfo {
             ort_library: i.ort_library.clone(),
             threads: i.threads as u32,
             batch_tokens: i.batch_tokens as u32,
+            cuda_unavailable: i.cuda_unavailable.clone(),
         }
     }
 }
@@ -199,6 +202,30 @@ pub fn embed_sync<'env>(
     let engine = current_engine()?;
     let vectors = guarded(|| engine.embed(&texts, is_query.unwrap_or(false)))?;
     typed_array_views(env, vectors, engine.info().dim)
+}
+
+#[napi(object)]
+pub struct RuntimeInfo {
+    pub library: String,
+    pub version: String,
+    pub providers: Vec<String>,
+    /// `None` when the CUDA provider starts here; else why it cannot.
+    pub cuda_unavailable: Option<String>,
+}
+
+/// The ONNX Runtime library this process uses (loading it if needed) and what it can run on.
+#[napi]
+pub fn runtime_info(ort_library: Option<String>) -> Result<RuntimeInfo> {
+    use crate::backend::ort::{cuda, runtime};
+    guarded(|| {
+        let rt = runtime::runtime(ort_library.as_deref().map(std::path::Path::new))?;
+        Ok(RuntimeInfo {
+            library: rt.library.display().to_string(),
+            version: rt.version.clone(),
+            providers: cuda::available_providers(),
+            cuda_unavailable: cuda::unusable_reason(rt),
+        })
+    })
 }
 
 /// True only when the model really runs on a GPU.

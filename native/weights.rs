@@ -10,6 +10,21 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+/// The weights a backend runs.
+pub enum WeightsSource {
+    Safetensors(Safetensors),
+    Onnx(PathBuf),
+}
+
+impl WeightsSource {
+    pub fn path(&self) -> &Path {
+        match self {
+            WeightsSource::Safetensors(st) => &st.source,
+            WeightsSource::Onnx(file) => file,
+        }
+    }
+}
+
 /// A tensor in PyTorch's layout (row-major, `shape` outermost first).
 #[derive(Debug, Clone)]
 pub struct Tensor {

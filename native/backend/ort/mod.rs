@@ -1,5 +1,6 @@
 //! ONNX Runtime backends: a session from an `.onnx` file, or from a graph built from
-//! `model.safetensors`, on the CPU execution provider.
+//! `model.safetensors`; on the CUDA execution provider when it is usable, else the CPU.
+pub mod cuda;
 pub mod graph;
 pub mod runtime;
 mod session;
@@ -8,7 +9,97 @@ pub use session::OrtBackend;
 
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::model_dir::ModelDir;
+use crate::weights::WeightsSource;
+use runtime::Runtime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Cpu,
+    Cuda,
+}
+
+/// Which providers `init` may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    CpuOnly,
+    /// CUDA when usable, else the CPU with the reason kept.
+    CudaFirst,
+    /// CUDA or an error.
+    CudaOnly,
+}
+
+/// The backend, and why CUDA is not used when it could have been.
+pub struct Loaded {
+    pub backend: OrtBackend,
+    pub cuda_unavailable: Option<String>,
+}
+
+pub fn load(
+    runtime: &Runtime,
+    dir: &ModelDir,
+    weights: &WeightsSource,
+    threads: usize,
+    max_length: usize,
+    want: Want,
+) -> Result<Loaded> {
+    let build = |provider| build(runtime, dir, weights, threads, max_length, provider);
+    if want == Want::CpuOnly {
+        return Ok(Loaded {
+            backend: build(Provider::Cpu)?,
+            cuda_unavailable: None,
+        });
+    }
+    let reason = match cuda::missing_provider(runtime) {
+        Some(reason) => reason,
+        None => match build(Provider::Cuda) {
+            Ok(backend) => {
+                return Ok(Loaded {
+                    backend,
+                    cuda_unavailable: None,
+                })
+            }
+            Err(e) => cuda::failed_to_start(&e.to_string()),
+        },
+    };
+    if want == Want::CudaOnly {
+        return Err(Error::Runtime(format!(
+            "backend 'cuda' cannot be used: {reason}"
+        )));
+    }
+    Ok(Loaded {
+        backend: build(Provider::Cpu)?,
+        cuda_unavailable: Some(reason),
+    })
+}
+
+fn build(
+    runtime: &Runtime,
+    dir: &ModelDir,
+    weights: &WeightsSource,
+    threads: usize,
+    max_length: usize,
+    provider: Provider,
+) -> Result<OrtBackend> {
+    let mut builder = session_builder(&runtime.env, threads)?;
+    if provider == Provider::Cuda {
+        builder = cuda::with_cuda(builder)?;
+    }
+    let (session, source) = match weights {
+        WeightsSource::Safetensors(st) => (
+            graph::session(st, &dir.config, dir.pooling, max_length, &builder)?,
+            st.source.clone(),
+        ),
+        WeightsSource::Onnx(file) => (
+            builder.commit_from_file(file).map_err(|e| {
+                Error::model_file(file, format!("is not a usable ONNX model ({e})"))
+            })?,
+            file.clone(),
+        ),
+    };
+    OrtBackend::new(session, &source, dir.pooling, dir.config.hidden(), provider)
+}
 
 /// Session options shared by every ORT backend: all optimisations, explicit thread counts
 /// (ONNX Runtime's default of one thread per logical core oversubscribes a shared machine).

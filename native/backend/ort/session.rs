@@ -11,7 +11,7 @@ use crate::batching::Batch;
 use crate::error::{Error, Result};
 use crate::pooling::{pool, Pooling};
 
-use super::runtime::Runtime;
+use super::Provider;
 
 pub struct OrtBackend {
     // `Session::run` takes `&mut self`: ONNX Runtime's allocators are not safe for concurrent runs.
@@ -21,6 +21,7 @@ pub struct OrtBackend {
     /// `Some` when the session outputs token states that we pool; `None` when it outputs pooled vectors.
     pooling: Option<Pooling>,
     dim: usize,
+    provider: Provider,
 }
 
 #[derive(Clone, Copy)]
@@ -31,25 +32,13 @@ enum InputKind {
 }
 
 impl OrtBackend {
-    pub fn from_file(
-        runtime: &Runtime,
-        file: &Path,
-        threads: usize,
-        pooling: Pooling,
-        dim: usize,
-    ) -> Result<Self> {
-        let session = super::session_builder(&runtime.env, threads)?
-            .commit_from_file(file)
-            .map_err(|e| Error::model_file(file, format!("is not a usable ONNX model ({e})")))?;
-        Self::from_session(session, file, pooling, dim)
-    }
-
     /// `source` names the weights in error messages.
-    pub fn from_session(
+    pub fn new(
         session: Session,
         source: &Path,
         pooling: Pooling,
         dim: usize,
+        provider: Provider,
     ) -> Result<Self> {
         let inputs = session
             .inputs()
@@ -75,6 +64,7 @@ impl OrtBackend {
             output,
             pooling: (!pooled).then_some(pooling),
             dim,
+            provider,
         })
     }
 
@@ -104,7 +94,7 @@ impl super::super::Backend for OrtBackend {
             .session
             .lock()
             .map_err(|_| Error::Internal("session lock poisoned".into()))?;
-        let outputs = session.run(feeds)?;
+        let outputs = session.run(feeds).map_err(|e| classify(e.to_string()))?;
         let value = outputs
             .get(&self.output)
             .ok_or_else(|| Error::Internal(format!("output {} missing", self.output)))?;
@@ -117,11 +107,33 @@ impl super::super::Backend for OrtBackend {
     }
 
     fn kind(&self) -> &'static str {
-        "cpu"
+        match self.provider {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+        }
     }
 
     fn device(&self) -> String {
-        "cpu".into()
+        match self.provider {
+            Provider::Cpu => "cpu".into(),
+            Provider::Cuda => "cuda:0".into(),
+        }
+    }
+}
+
+/// Out-of-memory failures are told apart so that the engine can retry with smaller batches.
+fn classify(message: String) -> Error {
+    let lower = message.to_lowercase();
+    let oom = [
+        "out of memory",
+        "failed to allocate",
+        "cudaerrormemoryallocation",
+        "bad_alloc",
+    ];
+    if oom.iter().any(|m| lower.contains(m)) {
+        Error::OutOfMemory(message)
+    } else {
+        Error::Ort(message)
     }
 }
 
