@@ -15,6 +15,12 @@ export declare function embed(texts: string[], isQuery?: boolean): Promise<Float
 /** The same as `embed`, blocking the JS thread: for scripts. */
 export declare function embedSync(texts: string[], isQuery?: boolean): Float32Array[]
 
+/**
+ * Writes the graph built from `modelDir`'s model.safetensors as a standard fp32 ONNX file
+ * (outputs `sentence_embedding` and `last_hidden_state`), for runtimes that need a file.
+ */
+export declare function exportOnnx(modelDir: string, file: string, options?: InitOptions | undefined | null): void
+
 /** What was loaded and where it runs. */
 export declare function info(): ModelInfo
 

@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.embed = nativeBinding.embed
 module.exports.embedSync = nativeBinding.embedSync
+module.exports.exportOnnx = nativeBinding.exportOnnx
 module.exports.info = nativeBinding.info
 module.exports.init = nativeBinding.init
 module.exports.isGpu = nativeBinding.isGpu

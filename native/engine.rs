@@ -150,6 +150,24 @@ impl Engine {
     }
 }
 
+/// Writes the model of `path`'s `model.safetensors` as a standard fp32 ONNX file (outputs
+/// `sentence_embedding` and `last_hidden_state`), for runtimes that need a file.
+pub fn export_onnx(path: &Path, file: &Path, options: &Options) -> Result<()> {
+    let dir = ModelDir::open(path)?;
+    let max_length = resolve_max_length(&dir, options.max_length)?;
+    let weights = Safetensors::open(&dir.path)?
+        .ok_or_else(|| Error::model_file(&dir.path, "has no model.safetensors to export"))?;
+    let runtime = runtime::runtime(options.ort_library.as_deref())?;
+    crate::backend::ort::graph::export(
+        &weights,
+        &dir.config,
+        dir.pooling,
+        max_length,
+        &runtime.env,
+        file,
+    )
+}
+
 fn choose_weights(dir: &ModelDir, options: &Options) -> Result<WeightsSource> {
     let safetensors = || Safetensors::open(&dir.path);
     match options.weights.as_deref().unwrap_or("auto") {

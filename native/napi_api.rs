@@ -228,6 +228,20 @@ pub fn runtime_info(ort_library: Option<String>) -> Result<RuntimeInfo> {
     })
 }
 
+/// Writes the graph built from `modelDir`'s model.safetensors as a standard fp32 ONNX file
+/// (outputs `sentence_embedding` and `last_hidden_state`), for runtimes that need a file.
+#[napi]
+pub fn export_onnx(model_dir: String, file: String, options: Option<InitOptions>) -> Result<()> {
+    let options: Options = options.unwrap_or_default().into();
+    guarded(|| {
+        crate::engine::export_onnx(
+            std::path::Path::new(&model_dir),
+            std::path::Path::new(&file),
+            &options,
+        )
+    })
+}
+
 /// True only when the model really runs on a GPU.
 #[napi]
 pub fn is_gpu() -> bool {

@@ -14,8 +14,16 @@ use crate::pooling::Pooling;
 
 const OPSET: u32 = 17;
 pub const OUTPUT: &str = "sentence_embedding";
+pub const TOKEN_STATES: &str = "last_hidden_state";
 
-pub fn model(encoder: &Encoder, pooling: Pooling, max_positions: usize) -> Result<Model> {
+/// Also outputs the final token states as `last_hidden_state` ([batch, sequence, hidden]) when
+/// `token_states` is set: what other runtimes' feature-extraction pipelines expect of a file.
+pub fn model(
+    encoder: &Encoder,
+    pooling: Pooling,
+    max_positions: usize,
+    token_states: bool,
+) -> Result<Model> {
     let mut g = Emitter::new()?;
     let x = g.embeddings(encoder)?;
     let rope = match &encoder.rotary {
@@ -36,7 +44,17 @@ pub fn model(encoder: &Encoder, pooling: Pooling, max_positions: usize) -> Resul
         [OUTPUT],
         [],
     )?)?;
-    g.finish(encoder.hidden)
+    if token_states {
+        g.graph.add_node(Node::new(
+            "Identity",
+            ONNX_DOMAIN,
+            "token_states",
+            [x.as_str()],
+            [TOKEN_STATES],
+            [],
+        )?)?;
+    }
+    g.finish(encoder.hidden, token_states)
 }
 
 struct Emitter {
@@ -98,15 +116,26 @@ impl Emitter {
         Ok(g)
     }
 
-    fn finish(mut self, hidden: usize) -> Result<Model> {
-        self.graph.set_outputs([Outlet::new(
-            OUTPUT,
-            ValueType::Tensor {
-                ty: TensorElementType::Float32,
-                shape: Shape::new([-1, hidden as i64]),
-                dimension_symbols: SymbolicDimensions::new(["batch".to_string(), String::new()]),
-            },
-        )])?;
+    fn finish(mut self, hidden: usize, token_states: bool) -> Result<Model> {
+        let floats = |name: &str, dims: &[&str]| {
+            let mut shape: Vec<i64> = dims.iter().map(|_| -1).collect();
+            shape.push(hidden as i64);
+            let mut symbols: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+            symbols.push(String::new());
+            Outlet::new(
+                name,
+                ValueType::Tensor {
+                    ty: TensorElementType::Float32,
+                    shape: Shape::new(shape),
+                    dimension_symbols: SymbolicDimensions::new(symbols),
+                },
+            )
+        };
+        let mut outputs = vec![floats(OUTPUT, &["batch"])];
+        if token_states {
+            outputs.push(floats(TOKEN_STATES, &["batch", "sequence"]));
+        }
+        self.graph.set_outputs(outputs)?;
         let mut model = Model::new([Opset::new(ONNX_DOMAIN, OPSET)?])?;
         model.set_graph(self.graph)?;
         Ok(model)

@@ -23,12 +23,39 @@ pub fn session(
     max_positions: usize,
     builder: &SessionBuilder,
 ) -> Result<Session> {
-    let encoder = match config {
-        ModelConfig::Bert(c) => bert::load(weights, c)?,
-        ModelConfig::NomicBert(c) => nomic_bert::load(weights, c)?,
-    };
-    let model = emit::model(&encoder, pooling, max_positions)?;
-    drop(encoder);
+    let model = emit::model(&encoder(weights, config)?, pooling, max_positions, false)?;
+    into_session(model, weights, builder)
+}
+
+/// Writes the graph, with `last_hidden_state` as a second output and no runtime-specific
+/// fusions, as a standard ONNX file that other runtimes load.
+pub fn export(
+    weights: &Safetensors,
+    config: &ModelConfig,
+    pooling: Pooling,
+    max_positions: usize,
+    env: &ort::environment::Environment,
+    file: &std::path::Path,
+) -> Result<()> {
+    let model = emit::model(&encoder(weights, config)?, pooling, max_positions, true)?;
+    let builder = ort::session::Session::builder(env)?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Disable)?
+        .with_optimized_model_path(file)?;
+    into_session(model, weights, &builder).map(drop)
+}
+
+fn encoder(weights: &Safetensors, config: &ModelConfig) -> Result<spec::Encoder> {
+    match config {
+        ModelConfig::Bert(c) => bert::load(weights, c),
+        ModelConfig::NomicBert(c) => nomic_bert::load(weights, c),
+    }
+}
+
+fn into_session(
+    model: ort::editor::Model,
+    weights: &Safetensors,
+    builder: &SessionBuilder,
+) -> Result<Session> {
     model.into_session(builder).map_err(|e| {
         Error::model_file(
             &weights.source,

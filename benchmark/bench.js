@@ -1,0 +1,178 @@
+// Speed, side by side, in one run: this addon against transformers.js and Python onnxruntime on
+// the same model files, texts, threads and truncation. Prints a table, ratios, and with --json
+// one JSON line. Usage: npm run bench [-- --json]
+const { execFileSync, spawnSync } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { buildCorpus, buildQueries } = require('./corpus');
+
+const ROOT = path.join(__dirname, '..');
+const CACHE = path.join(ROOT, '.cache', 'bench');
+const MINILM_SRC = path.join(ROOT, '.cache', 'models', 'all-MiniLM-L6-v2');
+const PYTHON = path.join(ROOT, '.cache', 'venv', 'bin', 'python');
+const THREADS = 2;
+const MAX_LENGTH = 256;
+const JSON_OUT = process.argv.includes('--json');
+
+function log(line) {
+  process.stderr.write(`${line}\n`);
+}
+
+function prepare() {
+  execFileSync('bash', [path.join(ROOT, 'scripts', 'test-setup')], { stdio: 'inherit' });
+  if (!fs.existsSync(path.join(__dirname, 'node_modules', '@huggingface', 'transformers'))) {
+    execFileSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: __dirname, stdio: 'inherit', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } });
+  }
+  // One snapshot for every runner: fp32 ONNX exported from model.safetensors, the int8 ONNX as transformers.js names it.
+  const dir = path.join(CACHE, 'minilm');
+  fs.mkdirSync(path.join(dir, 'onnx'), { recursive: true });
+  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'sentence_bert_config.json', '1_Pooling', 'model.safetensors']) {
+    if (!fs.existsSync(path.join(dir, f))) fs.symlinkSync(path.join(MINILM_SRC, f), path.join(dir, f));
+  }
+  const int8 = path.join(dir, 'onnx', 'model_quantized.onnx');
+  if (!fs.existsSync(int8)) fs.symlinkSync(path.join(MINILM_SRC, 'onnx', 'model.onnx'), int8);
+  const fp32 = path.join(dir, 'onnx', 'model.onnx');
+  if (!fs.existsSync(fp32)) require('..').exportOnnx(MINILM_SRC, fp32, { maxLength: 512 });
+  const nomic = path.join(CACHE, 'nomic-random');
+  if (!fs.existsSync(path.join(nomic, 'model.safetensors'))) {
+    execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'make-random-nomic.py'), nomic, path.join(MINILM_SRC, 'tokenizer.json')], { stdio: 'inherit' });
+  }
+  return { dir, fp32, int8, nomic };
+}
+
+function runJson(command, args, options = {}) {
+  const run = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 1 << 28, ...options });
+  const line = (run.stdout || '').trim().split('\n').pop();
+  try {
+    return JSON.parse(line);
+  } catch {
+    return { error: `${command} exited ${run.status}: ${(run.stderr || '').slice(-400)}` };
+  }
+}
+
+function withJobFile(job, fn) {
+  const file = path.join(os.tmpdir(), `bench-job-${process.pid}.json`);
+  fs.writeFileSync(file, JSON.stringify(job));
+  try {
+    return fn(file);
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+}
+
+const addon = (job) => withJobFile(job, (f) => runJson(process.execPath, [path.join(__dirname, 'peer_addon.js'), f]));
+const transformersJs = (job) => withJobFile(job, (f) => runJson(process.execPath, [path.join(__dirname, 'peer_transformers.js'), f], { cwd: __dirname }));
+const python = (job) => runJson(PYTHON, [path.join(__dirname, 'peer_python.py')], { input: JSON.stringify(job), env: { ...process.env, OMP_NUM_THREADS: String(THREADS), OPENBLAS_NUM_THREADS: String(THREADS) } });
+
+function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** This CPU's fp32 peak: cores x 2 FMA units x SIMD lanes x 2 FLOP x clock (2 FMA units assumed). */
+function cpuPeak() {
+  const info = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const flags = (/^flags\s*:(.*)$/m.exec(info) || ['', ''])[1];
+  const lanes = / avx512f /.test(`${flags} `) ? 16 : / avx2 /.test(`${flags} `) ? 8 : 4;
+  let ghz = Number((/^cpu MHz\s*:\s*([\d.]+)/m.exec(info) || [0, 0])[1]) / 1000;
+  try {
+    ghz = Number(fs.readFileSync('/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq', 'utf8')) / 1e6;
+  } catch {}
+  const model = ((/^model name\s*:\s*(.*)$/m.exec(info) || ['', 'unknown'])[1]).trim();
+  return { model, lanes, ghz, gflops: THREADS * 2 * lanes * 2 * ghz };
+}
+
+/** Useful FLOPs of an encoder over texts of these token counts: 2 per weight per token, plus attention. */
+function flops(lengths, { weights, hidden, layers }) {
+  return lengths.reduce((sum, n) => sum + n * (2 * weights + 4 * n * hidden * layers), 0);
+}
+
+function main() {
+  const started = Date.now();
+  const models = prepare();
+  const symbols = buildCorpus(ROOT);
+  const texts = symbols.map((s) => s.text);
+  const queries = buildQueries(symbols);
+  const fixed = texts.slice(0, 32);
+  const tokenizer = path.join(models.dir, 'tokenizer.json');
+  const lengths = python({ mode: 'tokens', tokenizer, texts, max_length: MAX_LENGTH }).lengths;
+  const tokens = lengths.reduce((a, b) => a + b, 0);
+  const minilm = { weights: 6 * (4 * 384 * 384 + 2 * 384 * 1536), hidden: 384, layers: 6 };
+  const corpusFlops = flops(lengths, minilm);
+  const peak = cpuPeak();
+  log(`corpus: ${texts.length} symbols from TypeScript's lib .d.ts files, ${tokens} real tokens (truncation ${MAX_LENGTH}); tokens per text p50 ${percentile(lengths, 50)}, p90 ${percentile(lengths, 90)}, p99 ${percentile(lengths, 99)}, max ${Math.max(...lengths)}; ${queries.length} queries`);
+  log(`cpu: ${peak.model}, ${THREADS} threads, ${peak.lanes} fp32 lanes, ${peak.ghz.toFixed(2)} GHz: fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s (2 FMA units assumed)`);
+
+  const common = { texts, queries, fixed };
+  const runs = {};
+  const measure = (name, fn) => {
+    log(`running ${name} ...`);
+    runs[name] = fn();
+    if (runs[name].error) log(`  ${name} failed: ${runs[name].error}`);
+  };
+  const addonOptions = { threads: THREADS, maxLength: MAX_LENGTH, backend: 'cpu' };
+  measure('addon fp32', () => addon({ ...common, modelDir: models.dir, options: { ...addonOptions, weights: 'safetensors' }, calls32: true }));
+  measure('addon int8', () => addon({ ...common, modelDir: models.dir, options: { ...addonOptions, weights: 'onnx', onnxFile: 'model_quantized.onnx' } }));
+  measure('transformers.js fp32', () => transformersJs({ ...common, modelRoot: CACHE, modelName: 'minilm', dtype: 'fp32', threads: THREADS }));
+  measure('transformers.js int8', () => transformersJs({ ...common, modelRoot: CACHE, modelName: 'minilm', dtype: 'q8', threads: THREADS }));
+  measure('python onnxruntime fp32', () => python({ ...common, onnx: models.fp32, tokenizer, max_length: MAX_LENGTH, threads: THREADS }));
+  measure('python onnxruntime int8', () => python({ ...common, onnx: models.int8, tokenizer, max_length: MAX_LENGTH, threads: THREADS }));
+
+  log('running NomicBert (CodeRankEmbed-shaped, random weights) at batch 32 x 128 tokens ...');
+  const nomicTexts = Array.from({ length: 32 }, () => 'hello '.repeat(126).trim()); // 126 tokens + [CLS] + [SEP]
+  const nomic = addon({ texts: nomicTexts, queries: [], fixed: nomicTexts, modelDir: models.nomic, options: { threads: THREADS, backend: 'cpu' } });
+  const nomicFlops = flops(Array(32).fill(128), { weights: 12 * (4 * 768 * 768 + 3 * 768 * 3072), hidden: 768, layers: 12 });
+  const matmul = python({ mode: 'matmul' }).gflops;
+
+  const table = {};
+  for (const [name, r] of Object.entries(runs)) {
+    if (r.error) {
+      table[name] = { error: r.error };
+      continue;
+    }
+    table[name] = {
+      corpusSeconds: +r.corpus_s.toFixed(2),
+      itemsPerSecond: +(texts.length / r.corpus_s).toFixed(1),
+      tokensPerSecond: Math.round(tokens / r.corpus_s),
+      calls32Seconds: r.calls32_s == null ? undefined : +r.calls32_s.toFixed(2),
+      msPerItem: Object.fromEntries(Object.entries(r.batch_ms).map(([k, v]) => [k, +v.toFixed(2)])),
+      queryMsP50: +percentile(r.query_ms, 50).toFixed(2),
+      queryMsP95: +percentile(r.query_ms, 95).toFixed(2),
+      peakRssMb: Math.round(r.peak_rss_mb),
+      gflops: +(corpusFlops / r.corpus_s / 1e9).toFixed(1),
+    };
+  }
+  const speed = (name) => (table[name] && table[name].itemsPerSecond) || NaN;
+  const ratio = (a, b) => +(speed(a) / speed(b)).toFixed(2);
+  const ratios = {
+    transformersJs: ratio('addon fp32', 'transformers.js fp32'),
+    transformersJsInt8: ratio('addon int8', 'transformers.js int8'),
+    pythonOnnxruntime: ratio('addon fp32', 'python onnxruntime fp32'),
+    pythonOnnxruntimeInt8: ratio('addon int8', 'python onnxruntime int8'),
+    int8VsFp32: ratio('addon int8', 'addon fp32'),
+  };
+  const nomicGflops = nomic.error ? null : +(nomicFlops / (nomic.batch_ms['32'] * 32 / 1000) / 1e9).toFixed(1);
+
+  const pad = (s, n) => String(s).padEnd(n);
+  console.log(`\nall-MiniLM-L6-v2, ${texts.length} code symbols, ${tokens} tokens, ${THREADS} threads, truncation ${MAX_LENGTH}`);
+  console.log(`${pad('runner', 26)}${pad('corpus s', 10)}${pad('items/s', 9)}${pad('tokens/s', 10)}${pad('ms/item b1/b8/b32', 20)}${pad('query p50/p95 ms', 18)}${pad('peak MB', 9)}GFLOP/s`);
+  for (const [name, row] of Object.entries(table)) {
+    if (row.error) {
+      console.log(`${pad(name, 26)}failed: ${row.error.slice(0, 100)}`);
+      continue;
+    }
+    const m = row.msPerItem;
+    console.log(`${pad(name, 26)}${pad(row.corpusSeconds, 10)}${pad(row.itemsPerSecond, 9)}${pad(row.tokensPerSecond, 10)}${pad(`${m[1]}/${m[8]}/${m[32]}`, 20)}${pad(`${row.queryMsP50}/${row.queryMsP95}`, 18)}${pad(row.peakRssMb, 9)}${row.gflops}`);
+  }
+  if (table['addon fp32'] && table['addon fp32'].calls32Seconds) console.log(`addon fp32 in calls of 32: ${table['addon fp32'].calls32Seconds} s`);
+  console.log(`fastembed: not run: it downloads its models from a model hub at run time and cannot load a local snapshot offline`);
+  console.log(`ratios (addon / peer, whole-corpus items/s, same weights): transformers.js ${ratios.transformersJs}x fp32, ${ratios.transformersJsInt8}x int8; python onnxruntime ${ratios.pythonOnnxruntime}x fp32, ${ratios.pythonOnnxruntimeInt8}x int8; addon int8/fp32 ${ratios.int8VsFp32}x`);
+  console.log(`cpu fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s; one large fp32 MatMul (numpy) ${matmul.toFixed(0)} GFLOP/s; NomicBert 768x12 at 32x128: ${nomicGflops} GFLOP/s (${nomicGflops ? ((nomicGflops / matmul) * 100).toFixed(0) : '?'}% of that MatMul)`);
+  console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  if (JSON_OUT) {
+    console.log(JSON.stringify({ corpus: { symbols: texts.length, tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length }, cpu: peak, matmulGflops: matmul, nomicGflops, runs: table, ratios }));
+  }
+}
+
+main();
