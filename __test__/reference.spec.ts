@@ -1,5 +1,7 @@
 // The addon against an independent computation of the same ONNX file: Python onnxruntime,
 // Python tokenizers and numpy pooling.
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as native from '../index';
 import { cosine, pythonReference, requireModel, TEXTS } from './helpers';
@@ -73,5 +75,20 @@ describe('real all-MiniLM-L6-v2 from model.safetensors (graph built in memory)',
     console.log(`safetensors fp32 vs Python int8 reference: min cosine ${Math.min(...toPython).toFixed(5)}; vs our int8 ONNX: ${Math.min(...toInt8).toFixed(5)}`);
     toPython.forEach((c) => expect(c).toBeGreaterThanOrEqual(0.995));
     toInt8.forEach((c) => expect(c).toBeGreaterThanOrEqual(0.995));
+  });
+
+  test('exportOnnx writes the same graph as a standard ONNX file that Python onnxruntime runs to the same vectors', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ssn-export-')), 'model.onnx');
+    try {
+      native.exportOnnx(modelDir, file);
+      await native.init(modelDir, { weights: 'safetensors' });
+      const ours = await native.embed(TEXTS);
+      const python = pythonReference({ model_dir: modelDir, onnx: file, texts: TEXTS, max_length: 256, pooling: 'mean' });
+      const cosines = ours.map((v, i) => cosine(v, python[i]));
+      console.log(`exported fp32 ONNX under Python onnxruntime vs the addon: min cosine ${Math.min(...cosines).toFixed(7)}`);
+      cosines.forEach((c) => expect(c).toBeGreaterThanOrEqual(0.99999));
+    } finally {
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    }
   });
 });

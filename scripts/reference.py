@@ -26,7 +26,7 @@ def main() -> None:
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = session.run(None, {k: v for k, v in feeds.items() if k in names})[0]
+        hidden = session.run(["last_hidden_state"], {k: v for k, v in feeds.items() if k in names})[0]
         if job["pooling"] == "cls":
             pooled = hidden[:, 0]
         else:
