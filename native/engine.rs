@@ -24,9 +24,10 @@ pub struct Options {
     pub ort_library: Option<PathBuf>,
 }
 
-/// Token budget of one CPU forward pass: large enough to keep the matrix kernels busy,
-/// small enough that attention's [batch, heads, seq, seq] scores stay in cache-friendly sizes.
-const CPU_BATCH_TOKENS: usize = 8192;
+/// Token budget of one CPU forward pass. Measured on a 2-core AVX2 machine: 512-1024 tokens run
+/// 1.5x faster than 8192 for MiniLM and 1.3x for a 768x12 NomicBert, because attention's
+/// [rows, heads, seq, seq] scores and the FFN's activations of a larger batch leave the caches.
+const CPU_BATCH_TOKENS: usize = 1024;
 /// A GPU needs far more rows in flight to fill its cores.
 const GPU_BATCH_TOKENS: usize = 16384;
 /// Test seam: batches of more rows than this fail as out of memory, to exercise the retry.
