@@ -6,6 +6,10 @@ import * as path from 'path';
 import * as native from '../index';
 import { cosine, pythonReference, requireModel, TEXTS } from './helpers';
 
+/** The Python reference's vectors of TEXTS through `onnx`, with MiniLM's tokenizer, truncation and pooling. */
+const minilmReference = (onnx: string) =>
+  pythonReference({ model_dir: requireModel(), onnx, texts: TEXTS, max_length: 256, pooling: 'mean' });
+
 describe('real all-MiniLM-L6-v2 int8 ONNX', () => {
   const modelDir = requireModel();
   let info: native.ModelInfo;
@@ -23,13 +27,7 @@ describe('real all-MiniLM-L6-v2 int8 ONNX', () => {
 
   test('matches Python onnxruntime + tokenizers + numpy with cosine >= 0.99999 for every text', async () => {
     const ours = await native.embed(TEXTS);
-    const theirs = pythonReference({
-      model_dir: modelDir,
-      onnx: path.join(modelDir, 'onnx', 'model.onnx'),
-      texts: TEXTS,
-      max_length: 256,
-      pooling: 'mean',
-    });
+    const theirs = minilmReference(path.join(modelDir, 'onnx', 'model.onnx'));
     const cosines = ours.map((v, i) => cosine(v, theirs[i]));
     console.log(`cosine to the Python reference: min ${Math.min(...cosines).toFixed(7)} over ${cosines.length} texts`);
     cosines.forEach((c) => expect(c).toBeGreaterThanOrEqual(0.99999));
@@ -63,13 +61,7 @@ describe('real all-MiniLM-L6-v2 from model.safetensors (graph built in memory)',
     const fp32 = await native.embed(TEXTS);
     await native.init(modelDir, { weights: 'onnx' });
     const int8 = await native.embed(TEXTS);
-    const python = pythonReference({
-      model_dir: modelDir,
-      onnx: path.join(modelDir, 'onnx', 'model.onnx'),
-      texts: TEXTS,
-      max_length: 256,
-      pooling: 'mean',
-    });
+    const python = minilmReference(path.join(modelDir, 'onnx', 'model.onnx'));
     const toPython = fp32.map((v, i) => cosine(v, python[i]));
     const toInt8 = fp32.map((v, i) => cosine(v, int8[i]));
     console.log(`safetensors fp32 vs Python int8 reference: min cosine ${Math.min(...toPython).toFixed(5)}; vs our int8 ONNX: ${Math.min(...toInt8).toFixed(5)}`);
@@ -83,7 +75,7 @@ describe('real all-MiniLM-L6-v2 from model.safetensors (graph built in memory)',
       native.exportOnnx(modelDir, file);
       await native.init(modelDir, { weights: 'safetensors' });
       const ours = await native.embed(TEXTS);
-      const python = pythonReference({ model_dir: modelDir, onnx: file, texts: TEXTS, max_length: 256, pooling: 'mean' });
+      const python = minilmReference(file);
       const cosines = ours.map((v, i) => cosine(v, python[i]));
       console.log(`exported fp32 ONNX under Python onnxruntime vs the addon: min cosine ${Math.min(...cosines).toFixed(7)}`);
       cosines.forEach((c) => expect(c).toBeGreaterThanOrEqual(0.99999));

@@ -1,17 +1,8 @@
-//! The engine on the real all-MiniLM-L6-v2 int8 ONNX (fetched by `npm run fetch-models`).
-use std::path::PathBuf;
+//! The engine on the real all-MiniLM-L6-v2 (fetched by `npm run fetch-models`).
+mod common;
 
+use common::minilm_dir as model_dir;
 use semantic_search_native::engine::{Engine, Options};
-
-fn model_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/models/all-MiniLM-L6-v2");
-    assert!(
-        dir.join("onnx/model.onnx").is_file(),
-        "test model missing at {}: run npm run fetch-models",
-        dir.display()
-    );
-    dir
-}
 
 fn texts() -> Vec<String> {
     let long = "let total = values.iter().sum::<f32>() / n; ".repeat(80);
