@@ -63,6 +63,7 @@ struct Emitter {
     seq_len: String,
     mask: String,
     attention_bias: String,
+    int_constants: std::collections::HashMap<Vec<i64>, String>,
 }
 
 struct RopeTables {
@@ -95,6 +96,7 @@ impl Emitter {
             seq_len: String::new(),
             mask: String::new(),
             attention_bias: String::new(),
+            int_constants: Default::default(),
         };
         g.seq_len = g.op(
             "Shape",
@@ -183,12 +185,17 @@ impl Emitter {
         Ok(name)
     }
 
+    /// A 1-D int64 constant; each distinct value is one initializer, shared by every layer.
     fn ints(&mut self, hint: &str, data: &[i64]) -> Result<String> {
+        if let Some(name) = self.int_constants.get(data) {
+            return Ok(name.clone());
+        }
         let name = self.name(hint);
         let mut tensor =
             OrtTensor::<i64>::new(&Allocator::default(), Shape::new([data.len() as i64]))?;
         tensor.extract_tensor_mut().1.copy_from_slice(data);
         self.graph.add_initializer(&name, tensor, false)?;
+        self.int_constants.insert(data.to_vec(), name.clone());
         Ok(name)
     }
 
