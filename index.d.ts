@@ -41,6 +41,8 @@ export interface InitOptions {
   weights?: 'auto' | 'safetensors' | 'onnx'
   /** Path of the `libonnxruntime` shared library to load. */
   ortLibrary?: string
+  /** Precision of the weights and activations: `float32` (default), or `float16` on MLX. */
+  dtype?: 'float32' | 'float16'
 }
 
 /** True only when the model really runs on a GPU. */
@@ -55,12 +57,15 @@ export interface ModelInfo {
   pooling: 'cls' | 'mean'
   queryPrefix: string
   weights: string
-  ortVersion: string
-  ortLibrary: string
+  /** The ONNX Runtime in use (absent when MLX runs the model). */
+  ortVersion?: string
+  ortLibrary?: string
   threads: number
   batchTokens: number
   /** Why the CUDA provider is not used, when `backend: 'auto'` could have used it. */
   cudaUnavailable?: string
+  /** Why MLX is not used, when `backend: 'auto'` on Apple Silicon could have used it. */
+  mlxUnavailable?: string
 }
 
 /** The ONNX Runtime library this process uses (loading it if needed) and what it can run on. */

@@ -143,7 +143,7 @@ describe('the process', () => {
     fs.copyFileSync(path.join(ROOT, addon), path.join(lonely, 'addon.node'));
     try {
       const run = runNode(
-        `require('./addon.node').init(${JSON.stringify(modelDir)}, { ortLibrary: '/nonexistent/libonnxruntime.so' })
+        `require('./addon.node').init(${JSON.stringify(modelDir)}, { backend: 'cpu', ortLibrary: '/nonexistent/libonnxruntime.so' })
            .then(() => console.log('loaded'), (e) => console.log(e.message));`,
         { cwd: lonely, env: { ...process.env, ORT_DYLIB_PATH: '/also/missing/libonnxruntime.so' } },
       );
@@ -159,7 +159,7 @@ describe('the process', () => {
 
   test('an ortLibrary that does not load falls back to the next place', () => {
     const run = runNode(`
-      require('.').init(${JSON.stringify(requireModel())}, { ortLibrary: '/nonexistent/libonnxruntime.so' })
+      require('.').init(${JSON.stringify(requireModel())}, { backend: 'cpu', ortLibrary: '/nonexistent/libonnxruntime.so' })
         .then((info) => console.log('loaded', info.ortLibrary), (e) => console.log(e.message));
     `);
     expect(run.stdout).toMatch(/loaded .*onnxruntime-node/);

@@ -1,7 +1,7 @@
 // Provider choice tells the truth: on a machine whose ONNX Runtime has no CUDA provider, `auto`
 // runs on the CPU and says why, `cuda` fails with that reason, and out of memory is survived.
 import * as native from '../index';
-import { maxAbsDiff, requireModel, runNode, TEXTS } from './helpers';
+import { APPLE_SILICON, maxAbsDiff, requireModel, runNode, TEXTS } from './helpers';
 
 // onnxruntime-node's library offers the CUDA provider but ships without its libraries when
 // installed with ONNXRUNTIME_NODE_INSTALL=skip; other libraries do not offer it at all.
@@ -10,7 +10,14 @@ const UNUSABLE = /^(the CUDA execution provider failed to start: .*install ONNX 
 describe('provider selection without a usable GPU', () => {
   const modelDir = requireModel();
 
-  test("backend 'auto' runs on the CPU and gives the reason in one line", async () => {
+  (APPLE_SILICON ? test : test.skip)("backend 'auto' on Apple Silicon runs MLX on Metal", async () => {
+    const info = await native.init(modelDir);
+    expect(info.backend).toBe('mlx');
+    expect(native.isGpu()).toBe(true);
+    expect(info.mlxUnavailable).toBeUndefined();
+  });
+
+  (APPLE_SILICON ? test.skip : test)("backend 'auto' runs on the CPU and gives the reason in one line", async () => {
     const info = await native.init(modelDir);
     expect(info.backend).toBe('cpu');
     expect(native.isGpu()).toBe(false);
@@ -75,5 +82,5 @@ test('the doctor prints the runtime and the fallback reason', () => {
   expect(run.status).toBe(0);
   expect(run.stdout).toMatch(/ONNX Runtime\s+1\.\d+/);
   expect(run.stdout).toMatch(/CUDA\s+not usable: /);
-  expect(run.stdout).toMatch(/runs on\s+cpu/);
+  expect(run.stdout).toMatch(APPLE_SILICON ? /runs on\s+mlx/ : /runs on\s+cpu/);
 });

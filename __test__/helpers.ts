@@ -5,6 +5,8 @@ import * as path from 'path';
 
 export const ROOT = path.join(__dirname, '..');
 export const MINILM = path.join(ROOT, '.cache', 'models', 'all-MiniLM-L6-v2');
+/** Where `backend: 'auto'` runs MLX (on Metal) instead of ONNX Runtime. */
+export const APPLE_SILICON = process.platform === 'darwin' && process.arch === 'arm64';
 
 export function requireModel(): string {
   if (!fs.existsSync(path.join(MINILM, 'onnx', 'model.onnx'))) {

@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   const embedder = new Embedder({ modelDir });
   await embedder.init();
   const info = embedder.info();
-  console.log(`model ${path.basename(modelDir)} (${info.arch}, ${info.dim}-dim) on ${info.backend}, ONNX Runtime ${info.ortVersion}`);
+  console.log(`model ${path.basename(modelDir)} (${info.arch}, ${info.dim}-dim) on ${info.device}${info.ortVersion ? `, ONNX Runtime ${info.ortVersion}` : ''}`);
 
   const started = Date.now();
   const vectors = await embedder.embedFloat32(symbols.map((s) => s.text), false, { onProgress: progressBar });

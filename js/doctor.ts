@@ -26,7 +26,8 @@ async function main(): Promise<void> {
     const info = await native.init(modelDir);
     console.log(`model          ${info.arch}, ${info.dim}-dim, ${info.weights}`);
     console.log(`runs on        ${info.backend} (${info.device}), ${info.threads} threads, batches of ${info.batchTokens} tokens`);
-    if (info.cudaUnavailable) console.log(`fallback       ${info.cudaUnavailable}`);
+    if (info.mlxUnavailable) console.log(`MLX fallback   ${info.mlxUnavailable}`);
+    if (info.cudaUnavailable) console.log(`CUDA fallback  ${info.cudaUnavailable}`);
   }
 }
 

@@ -22,6 +22,8 @@ pub struct Options {
     /// `auto` (safetensors when present, else ONNX), `safetensors` or `onnx`.
     pub weights: Option<String>,
     pub ort_library: Option<PathBuf>,
+    /// `float32` (default) or, on MLX, `float16`.
+    pub dtype: Option<String>,
 }
 
 /// Token budget of one CPU forward pass. Measured on a 2-core AVX2 machine: 512-1024 tokens run
@@ -43,12 +45,15 @@ pub struct Info {
     pub pooling: String,
     pub query_prefix: String,
     pub weights: String,
-    pub ort_version: String,
-    pub ort_library: String,
+    /// The ONNX Runtime library in use; `None` when MLX runs the model.
+    pub ort_version: Option<String>,
+    pub ort_library: Option<String>,
     pub threads: usize,
     pub batch_tokens: usize,
     /// Why the CUDA provider is not used, when `backend: 'auto'` could have used it.
     pub cuda_unavailable: Option<String>,
+    /// Why MLX is not used, when `backend: 'auto'` on Apple Silicon could have used it.
+    pub mlx_unavailable: Option<String>,
 }
 
 pub struct Engine {
@@ -63,12 +68,11 @@ impl Engine {
         let dir = ModelDir::open(path)?;
         let max_length = resolve_max_length(&dir, options.max_length)?;
         let threads = positive("threads", options.threads)?.unwrap_or_else(physical_cores);
-        let want = wanted_providers(options.backend.as_deref())?;
+        let choice = choose_backend(options.backend.as_deref())?;
         let tokenizer = TextTokenizer::load(&dir.tokenizer, max_length)?;
-        let runtime = runtime::runtime(options.ort_library.as_deref())?;
         let weights = choose_weights(&dir, options)?;
-        let loaded = ort_backend::load(runtime, &dir, &weights, threads, max_length, want)?;
-        let backend = with_injected_oom(Box::new(loaded.backend));
+        let loaded = load_backend(&dir, &weights, options, threads, max_length, choice)?;
+        let backend = with_injected_oom(loaded.backend);
         let default_tokens = if backend.is_gpu() {
             GPU_BATCH_TOKENS
         } else {
@@ -84,11 +88,12 @@ impl Engine {
             pooling: dir.pooling.name().into(),
             query_prefix: dir.query_prefix.clone(),
             weights: weights.path().display().to_string(),
-            ort_version: runtime.version.clone(),
-            ort_library: runtime.library.display().to_string(),
+            ort_version: loaded.runtime.map(|r| r.version.clone()),
+            ort_library: loaded.runtime.map(|r| r.library.display().to_string()),
             threads,
             batch_tokens,
             cuda_unavailable: loaded.cuda_unavailable,
+            mlx_unavailable: loaded.mlx_unavailable,
         };
         Ok(Engine {
             tokenizer,
@@ -203,18 +208,110 @@ fn positive(name: &str, value: Option<usize>) -> Result<Option<usize>> {
     }
 }
 
-/// `auto` tries CUDA first (MLX on Apple Silicon is a separate build); `cpu` never touches it.
-fn wanted_providers(requested: Option<&str>) -> Result<Want> {
+/// Where `init` may run the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    Ort(Want),
+    /// MLX, or (when not `required`) ONNX Runtime on the CPU with the reason kept.
+    Mlx {
+        required: bool,
+    },
+}
+
+/// `auto` is MLX on Apple Silicon and CUDA-then-CPU elsewhere (the Linux MLX build exists for
+/// tests: it runs MLX only when asked).
+fn choose_backend(requested: Option<&str>) -> Result<Choice> {
     match requested.unwrap_or("auto") {
-        "auto" => Ok(Want::CudaFirst),
-        "cpu" => Ok(Want::CpuOnly),
-        "cuda" => Ok(Want::CudaOnly),
+        "auto" if cfg!(all(mlx, target_os = "macos")) => Ok(Choice::Mlx { required: false }),
+        "auto" => Ok(Choice::Ort(Want::CudaFirst)),
+        "cpu" => Ok(Choice::Ort(Want::CpuOnly)),
+        "cuda" => Ok(Choice::Ort(Want::CudaOnly)),
+        "mlx" if cfg!(mlx) => Ok(Choice::Mlx { required: true }),
         "mlx" => Err(Error::Input(
-            "backend 'mlx' needs an Apple Silicon build with MLX; use 'auto', 'cpu' or 'cuda' here"
+            "backend 'mlx' runs on Apple Silicon (macOS arm64) builds; use 'auto', 'cpu' or 'cuda' here"
                 .into(),
         )),
         other => Err(Error::Input(format!(
             "unknown backend '{other}' (expected 'auto', 'cpu', 'cuda' or 'mlx')"
+        ))),
+    }
+}
+
+struct Loaded {
+    backend: Box<dyn Backend>,
+    runtime: Option<&'static runtime::Runtime>,
+    cuda_unavailable: Option<String>,
+    mlx_unavailable: Option<String>,
+}
+
+fn load_backend(
+    dir: &ModelDir,
+    weights: &WeightsSource,
+    options: &Options,
+    threads: usize,
+    max_length: usize,
+    choice: Choice,
+) -> Result<Loaded> {
+    let (want, mlx_unavailable) = match choice {
+        Choice::Ort(want) => {
+            check_ort_dtype(options.dtype.as_deref())?;
+            (want, None)
+        }
+        Choice::Mlx { required } => match load_mlx(dir, weights, options) {
+            Ok(backend) => {
+                return Ok(Loaded {
+                    backend,
+                    runtime: None,
+                    cuda_unavailable: None,
+                    mlx_unavailable: None,
+                })
+            }
+            Err(e) if required => return Err(e),
+            Err(e) => (Want::CpuOnly, Some(e.to_string())),
+        },
+    };
+    let runtime = runtime::runtime(options.ort_library.as_deref())?;
+    let loaded = ort_backend::load(runtime, dir, weights, threads, max_length, want)?;
+    Ok(Loaded {
+        backend: Box::new(loaded.backend),
+        runtime: Some(runtime),
+        cuda_unavailable: loaded.cuda_unavailable,
+        mlx_unavailable,
+    })
+}
+
+#[cfg(mlx)]
+fn load_mlx(
+    dir: &ModelDir,
+    weights: &WeightsSource,
+    options: &Options,
+) -> Result<Box<dyn Backend>> {
+    use crate::backend::mlx;
+    let dtype = mlx::dtype(options.dtype.as_deref())?;
+    let WeightsSource::Safetensors(st) = weights else {
+        return Err(Error::model_file(
+            weights.path(),
+            "is ONNX, but MLX runs model.safetensors: add it to the model directory, or use backend 'cpu'",
+        ));
+    };
+    Ok(Box::new(mlx::MlxBackend::load(
+        st,
+        &dir.config,
+        dir.pooling,
+        dtype,
+    )?))
+}
+
+#[cfg(not(mlx))]
+fn load_mlx(_: &ModelDir, _: &WeightsSource, _: &Options) -> Result<Box<dyn Backend>> {
+    Err(Error::Internal("MLX is not part of this build".into()))
+}
+
+fn check_ort_dtype(dtype: Option<&str>) -> Result<()> {
+    match dtype.unwrap_or("float32") {
+        "float32" => Ok(()),
+        other => Err(Error::Input(format!(
+            "dtype '{other}' is not available on ONNX Runtime here (expected 'float32'); 'float16' runs on MLX"
         ))),
     }
 }

@@ -1,6 +1,7 @@
 //! Node.js exports: argument checks, the one engine, and errors as JavaScript `Error`s.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod arch;
 pub mod backend;
 pub mod batching;
 pub mod config;

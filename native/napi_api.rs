@@ -32,6 +32,9 @@ pub struct InitOptions {
     pub weights: Option<String>,
     /// Path of the `libonnxruntime` shared library to load.
     pub ort_library: Option<String>,
+    /// Precision of the weights and activations: `float32` (default), or `float16` on MLX.
+    #[napi(ts_type = "'float32' | 'float16'")]
+    pub dtype: Option<String>,
 }
 
 #[napi(object)]
@@ -47,12 +50,15 @@ pub struct ModelInfo {
     pub pooling: String,
     pub query_prefix: String,
     pub weights: String,
-    pub ort_version: String,
-    pub ort_library: String,
+    /// The ONNX Runtime in use (absent when MLX runs the model).
+    pub ort_version: Option<String>,
+    pub ort_library: Option<String>,
     pub threads: u32,
     pub batch_tokens: u32,
     /// Why the CUDA provider is not used, when `backend: 'auto'` could have used it.
     pub cuda_unavailable: Option<String>,
+    /// Why MLX is not used, when `backend: 'auto'` on Apple Silicon could have used it.
+    pub mlx_unavailable: Option<String>,
 }
 
 impl From<&Info> for ModelInfo {
@@ -71,6 +77,7 @@ impl From<&Info> for ModelInfo {
             threads: i.threads as u32,
             batch_tokens: i.batch_tokens as u32,
             cuda_unavailable: i.cuda_unavailable.clone(),
+            mlx_unavailable: i.mlx_unavailable.clone(),
         }
     }
 }
@@ -85,6 +92,7 @@ impl From<InitOptions> for Options {
             onnx_file: o.onnx_file,
             weights: o.weights,
             ort_library: o.ort_library.map(PathBuf::from),
+            dtype: o.dtype,
         }
     }
 }

@@ -2,6 +2,8 @@
 use crate::batching::Batch;
 use crate::error::Result;
 
+#[cfg(mlx)]
+pub mod mlx;
 pub mod ort;
 
 pub trait Backend: Send + Sync {

@@ -1,5 +1,7 @@
 //! Test models and comparisons shared by the integration tests.
 #![allow(dead_code)]
+pub mod candle;
+
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
@@ -215,6 +217,11 @@ pub fn write_nomic_dir(dir: &Path, shape: &NomicShape, seed: u64) {
 
 pub fn ours(dir: &Path, texts: &[String], is_query: bool) -> Vec<Vec<f32>> {
     let engine = Engine::load(dir, &Options::default()).expect("engine loads");
+    rows(&engine, texts, is_query)
+}
+
+/// The engine's vectors of `texts`, one row each.
+pub fn rows(engine: &Engine, texts: &[String], is_query: bool) -> Vec<Vec<f32>> {
     let dim = engine.info().dim;
     engine
         .embed(texts, is_query)

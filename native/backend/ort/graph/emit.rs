@@ -8,7 +8,7 @@ use ort::value::{
     Outlet, Shape, SymbolicDimensions, Tensor as OrtTensor, TensorElementType, ValueType,
 };
 
-use super::spec::{Activation, Attention, Encoder, FeedForward, Layer, Linear, Norm, Rotary};
+use crate::arch::{Activation, Attention, Encoder, FeedForward, Layer, Linear, Norm, Rotary};
 use crate::error::Result;
 use crate::pooling::Pooling;
 

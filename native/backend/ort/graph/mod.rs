@@ -1,13 +1,11 @@
 //! The ONNX Runtime graph built in memory from `model.safetensors`: no ONNX export needed,
 //! and the same weights as every other backend.
-mod bert;
 mod emit;
-mod nomic_bert;
-mod spec;
 
 use ort::session::builder::SessionBuilder;
 use ort::session::Session;
 
+use crate::arch;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::pooling::Pooling;
@@ -23,7 +21,12 @@ pub fn session(
     max_positions: usize,
     builder: &SessionBuilder,
 ) -> Result<Session> {
-    let model = emit::model(&encoder(weights, config)?, pooling, max_positions, false)?;
+    let model = emit::model(
+        &arch::encoder(weights, config)?,
+        pooling,
+        max_positions,
+        false,
+    )?;
     into_session(model, weights, builder)
 }
 
@@ -37,18 +40,16 @@ pub fn export(
     env: &ort::environment::Environment,
     file: &std::path::Path,
 ) -> Result<()> {
-    let model = emit::model(&encoder(weights, config)?, pooling, max_positions, true)?;
+    let model = emit::model(
+        &arch::encoder(weights, config)?,
+        pooling,
+        max_positions,
+        true,
+    )?;
     let builder = ort::session::Session::builder(env)?
         .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Disable)?
         .with_optimized_model_path(file)?;
     into_session(model, weights, &builder).map(drop)
-}
-
-fn encoder(weights: &Safetensors, config: &ModelConfig) -> Result<spec::Encoder> {
-    match config {
-        ModelConfig::Bert(c) => bert::load(weights, c),
-        ModelConfig::NomicBert(c) => nomic_bert::load(weights, c),
-    }
 }
 
 fn into_session(

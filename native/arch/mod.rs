@@ -1,7 +1,20 @@
-//! What an encoder is made of, independent of the checkpoint's key names: each architecture
-//! file fills this in from `model.safetensors`, and `emit` turns it into an ONNX graph.
+//! What an encoder is made of, independent of the checkpoint's key names and of the backend:
+//! each architecture file maps `model.safetensors` onto this once, and every backend runs it
+//! (ONNX Runtime's graph builder, MLX).
+mod bert;
+mod nomic_bert;
+
+use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::weights::{Safetensors, Tensor};
+
+/// The encoder that `config.json` describes, with its weights from `weights`.
+pub fn encoder(weights: &Safetensors, config: &ModelConfig) -> Result<Encoder> {
+    match config {
+        ModelConfig::Bert(c) => bert::load(weights, c),
+        ModelConfig::NomicBert(c) => nomic_bert::load(weights, c),
+    }
+}
 
 /// A PyTorch `nn.Linear`: `weight` is `[out, in]`.
 pub struct Linear {

@@ -1,5 +1,5 @@
 //! BERT (all-MiniLM, bge, e5, arctic-embed): absolute positions, biases, GELU, post-norm.
-use super::spec::{add_row, Activation, Attention, Encoder, FeedForward, Layer, Linear, Norm};
+use super::{add_row, Activation, Attention, Encoder, FeedForward, Layer, Linear, Norm};
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
 use crate::weights::Safetensors;

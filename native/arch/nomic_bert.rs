@@ -1,5 +1,5 @@
 //! NomicBert (CodeRankEmbed, nomic-embed-text): fused Wqkv, rotary positions, SwiGLU, post-norm.
-use super::spec::{add_row, Attention, Encoder, FeedForward, Layer, Linear, Norm, Rotary};
+use super::{add_row, Attention, Encoder, FeedForward, Layer, Linear, Norm, Rotary};
 use crate::config::NomicBertConfig;
 use crate::error::{Error, Result};
 use crate::weights::Safetensors;

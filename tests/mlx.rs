@@ -1,0 +1,168 @@
+//! The MLX backend (built by scripts/mlx-linux against MLX's CPU backend) against the ONNX
+//! Runtime graph built from the same model.safetensors and against candle-transformers.
+#![cfg(mlx)]
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use common::candle::{candle_minilm, candle_nomic};
+use common::*;
+use semantic_search_native::engine::{Engine, Options};
+
+fn load(dir: &Path, backend: &str, dtype: Option<&str>) -> Engine {
+    let options = Options {
+        backend: Some(backend.into()),
+        dtype: dtype.map(str::to_string),
+        ..Options::default()
+    };
+    Engine::load(dir, &options).expect("engine loads")
+}
+
+fn mlx(dir: &Path) -> Engine {
+    load(dir, "mlx", None)
+}
+
+#[test]
+fn mlx_says_where_it_runs() {
+    let engine = mlx(&minilm_dir());
+    let info = engine.info();
+    assert_eq!(info.backend, "mlx");
+    assert_eq!(info.device, "MLX on the CPU (float32)");
+    assert!(!engine.is_gpu(), "MLX's CPU backend is not a GPU");
+    assert_eq!(info.ort_version, None);
+}
+
+#[test]
+fn real_minilm_on_mlx_matches_the_ort_graph_and_candle() {
+    let dir = minilm_dir();
+    let ours = rows(&mlx(&dir), &texts(), false);
+    let graph = rows(&load(&dir, "cpu", None), &texts(), false);
+    assert_close("MiniLM MLX vs ORT graph", &ours, &graph, 0.99999, 1e-4);
+    assert_close(
+        "MiniLM MLX vs candle",
+        &ours,
+        &candle_minilm(&dir, &texts()),
+        0.99999,
+        1e-4,
+    );
+}
+
+#[test]
+fn random_nomic_bert_on_mlx_matches_the_ort_graph_and_candle() {
+    let scratch = Scratch::new("mlx-nomic");
+    write_nomic_dir(&scratch.0, &SMALL_NOMIC, 11);
+    let engine = mlx(&scratch.0);
+    let graph = load(&scratch.0, "cpu", None);
+    for is_query in [false, true] {
+        let ours = rows(&engine, &texts(), is_query);
+        assert_close(
+            "NomicBert MLX vs ORT graph",
+            &ours,
+            &rows(&graph, &texts(), is_query),
+            0.99999,
+            1e-4,
+        );
+    }
+    let prefixed: Vec<String> = texts()
+        .iter()
+        .map(|t| format!("{QUERY_PREFIX}{t}"))
+        .collect();
+    let candle = candle_nomic(&scratch.0, &prefixed, true);
+    assert_close(
+        "NomicBert MLX vs candle (query)",
+        &rows(&engine, &texts(), true),
+        &candle,
+        0.99999,
+        1e-4,
+    );
+}
+
+#[test]
+fn nomic_bert_mean_pooling_on_mlx_matches_candle() {
+    let scratch = Scratch::new("mlx-nomic-mean");
+    write_nomic_dir(&scratch.0, &SMALL_NOMIC, 12);
+    std::fs::write(
+        scratch.0.join("1_Pooling/config.json"),
+        r#"{"pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true}"#,
+    )
+    .expect("pooling config");
+    let ours = rows(&mlx(&scratch.0), &texts(), false);
+    assert_close(
+        "NomicBert MLX mean vs candle",
+        &ours,
+        &candle_nomic(&scratch.0, &texts(), false),
+        0.99999,
+        1e-4,
+    );
+}
+
+/// A text's vector must not depend on what else is in its micro-batch (padding, batch size).
+#[test]
+fn mlx_vectors_do_not_depend_on_the_batch() {
+    let engine = mlx(&minilm_dir());
+    let together = rows(&engine, &texts(), false);
+    for (i, text) in texts().iter().enumerate() {
+        let alone = rows(&engine, std::slice::from_ref(text), false);
+        assert_close(
+            "MLX alone vs in a batch",
+            &alone,
+            &together[i..=i],
+            0.99999,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn eight_concurrent_calls_on_mlx_all_get_their_own_vectors() {
+    let engine = Arc::new(mlx(&minilm_dir()));
+    let expected = rows(&engine, &texts(), false);
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let engine = Arc::clone(&engine);
+            // Each call embeds a different rotation of the texts, so mixed-up replies would show.
+            std::thread::spawn(move || {
+                let mut batch = texts();
+                let shift = i % batch.len();
+                batch.rotate_left(shift);
+                (i, rows(&engine, &batch, false))
+            })
+        })
+        .collect();
+    for call in calls {
+        let (i, mut got) = call.join().expect("call thread");
+        let shift = i % got.len();
+        got.rotate_right(shift);
+        assert_close("MLX concurrent call", &got, &expected, 0.99999, 1e-5);
+    }
+}
+
+#[test]
+fn float16_on_mlx_stays_close_to_float32() {
+    let dir = minilm_dir();
+    let half = load(&dir, "mlx", Some("float16"));
+    assert_eq!(half.info().device, "MLX on the CPU (float16)");
+    let full = rows(&mlx(&dir), &texts(), false);
+    assert_close(
+        "MLX float16 vs float32",
+        &rows(&half, &texts(), false),
+        &full,
+        0.999,
+        1e-2,
+    );
+}
+
+#[test]
+fn an_onnx_only_model_is_refused_by_mlx_with_the_reason() {
+    let options = Options {
+        backend: Some("mlx".into()),
+        weights: Some("onnx".into()),
+        ..Options::default()
+    };
+    let error = Engine::load(&minilm_dir(), &options)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(error.contains("MLX runs model.safetensors"), "{error}");
+}
