@@ -41,8 +41,11 @@ export interface InitOptions {
   weights?: 'auto' | 'safetensors' | 'onnx'
   /** Path of the `libonnxruntime` shared library to load. */
   ortLibrary?: string
-  /** Precision of the weights and activations: `float32` (default), or `float16` on MLX. */
-  dtype?: 'float32' | 'float16'
+  /**
+   * Precision: `float32` (default); `int8` (dynamic quantisation of the graph built from
+   * model.safetensors, ONNX Runtime on the CPU); `float16` (MLX).
+   */
+  dtype?: 'float32' | 'int8' | 'float16'
 }
 
 /** True only when the model really runs on a GPU. */

@@ -61,6 +61,20 @@ function withJobFile(job, fn) {
   }
 }
 
+/** Cosines between the rows of two raw float32 files of `dim`-wide unit vectors. */
+function fidelity(fileA, fileB, dim) {
+  if (!fs.existsSync(fileA) || !fs.existsSync(fileB)) return { min: null, p1: null, p50: null };
+  const read = (f) => { const b = fs.readFileSync(f); return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4); };
+  const [a, b] = [read(fileA), read(fileB)];
+  const cosines = [];
+  for (let r = 0; r < a.length / dim; r++) {
+    let dot = 0;
+    for (let k = r * dim; k < (r + 1) * dim; k++) dot += a[k] * b[k];
+    cosines.push(dot);
+  }
+  return { min: +percentile(cosines, 0).toFixed(5), p1: +percentile(cosines, 1).toFixed(5), p50: +percentile(cosines, 50).toFixed(5) };
+}
+
 const addon = (job) => withJobFile(job, (f) => runJson(process.execPath, [path.join(__dirname, 'peer_addon.js'), f]));
 const transformersJs = (job) => withJobFile(job, (f) => runJson(process.execPath, [path.join(__dirname, 'peer_transformers.js'), f], { cwd: __dirname }));
 const python = (job) => runJson(PYTHON, [path.join(__dirname, 'peer_python.py')], { input: JSON.stringify(job), env: { ...process.env, OMP_NUM_THREADS: String(THREADS), OPENBLAS_NUM_THREADS: String(THREADS) } });
@@ -112,8 +126,11 @@ function main() {
     if (runs[name].error) log(`  ${name} failed: ${runs[name].error}`);
   };
   const addonOptions = { threads: THREADS, maxLength: MAX_LENGTH, backend: 'cpu' };
-  measure('addon fp32', () => addon({ ...common, modelDir: models.dir, options: { ...addonOptions, weights: 'safetensors' }, calls32: true }));
+  const vectorsOf = (dtype) => path.join(CACHE, `vectors-${dtype}.f32`);
+  measure('addon fp32', () => addon({ ...common, modelDir: models.dir, options: { ...addonOptions, weights: 'safetensors' }, calls32: true, vectorsFile: vectorsOf('fp32') }));
   measure('addon int8', () => addon({ ...common, modelDir: models.dir, options: { ...addonOptions, weights: 'onnx', onnxFile: 'model_quantized.onnx' } }));
+  measure('addon int8 dynamic', () => addon({ ...common, modelDir: models.dir, options: { ...addonOptions, weights: 'safetensors', dtype: 'int8' }, vectorsFile: vectorsOf('int8') }));
+  const int8Fidelity = fidelity(vectorsOf('fp32'), vectorsOf('int8'), 384);
   measure('transformers.js fp32', () => transformersJs({ ...common, modelRoot: CACHE, modelName: 'minilm', dtype: 'fp32', threads: THREADS }));
   measure('transformers.js int8', () => transformersJs({ ...common, modelRoot: CACHE, modelName: 'minilm', dtype: 'q8', threads: THREADS }));
   measure('python onnxruntime fp32', () => python({ ...common, onnx: models.fp32, tokenizer, max_length: MAX_LENGTH, threads: THREADS }));
@@ -151,6 +168,7 @@ function main() {
     pythonOnnxruntime: ratio('addon fp32', 'python onnxruntime fp32'),
     pythonOnnxruntimeInt8: ratio('addon int8', 'python onnxruntime int8'),
     int8VsFp32: ratio('addon int8', 'addon fp32'),
+    int8DynamicVsFp32: ratio('addon int8 dynamic', 'addon fp32'),
   };
   const nomicGflops = nomic.error ? null : +(nomicFlops / (nomic.batch_ms['32'] * 32 / 1000) / 1e9).toFixed(1);
 
@@ -168,10 +186,11 @@ function main() {
   if (table['addon fp32'] && table['addon fp32'].calls32Seconds) console.log(`addon fp32 in calls of 32: ${table['addon fp32'].calls32Seconds} s`);
   console.log(`fastembed: not run: it downloads its models from a model hub at run time and cannot load a local snapshot offline`);
   console.log(`ratios (addon / peer, whole-corpus items/s, same weights): transformers.js ${ratios.transformersJs}x fp32, ${ratios.transformersJsInt8}x int8; python onnxruntime ${ratios.pythonOnnxruntime}x fp32, ${ratios.pythonOnnxruntimeInt8}x int8; addon int8/fp32 ${ratios.int8VsFp32}x`);
+  console.log(`addon int8 dynamic (dtype 'int8' from safetensors): ${ratios.int8DynamicVsFp32}x addon fp32; cosine to fp32 over the corpus: min ${int8Fidelity.min}, p1 ${int8Fidelity.p1}, median ${int8Fidelity.p50}`);
   console.log(`cpu fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s; one large fp32 MatMul (numpy) ${matmul.toFixed(0)} GFLOP/s; NomicBert 768x12 at 32x128: ${nomicGflops} GFLOP/s (${nomicGflops ? ((nomicGflops / matmul) * 100).toFixed(0) : '?'}% of that MatMul)`);
   console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (JSON_OUT) {
-    console.log(JSON.stringify({ corpus: { symbols: texts.length, tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length }, cpu: peak, matmulGflops: matmul, nomicGflops, runs: table, ratios }));
+    console.log(JSON.stringify({ corpus: { symbols: texts.length, tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length }, cpu: peak, matmulGflops: matmul, nomicGflops, runs: table, ratios, int8Fidelity }));
   }
 }
 

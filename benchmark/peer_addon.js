@@ -7,8 +7,10 @@ const job = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
   const info = await native.init(job.modelDir, job.options);
   await native.embed(job.texts.slice(0, 32));
   let t = performance.now();
-  await native.embed(job.texts);
+  const vectors = await native.embed(job.texts);
   const corpus_s = (performance.now() - t) / 1000;
+  // Raw float32 rows, for the fidelity of one dtype against another.
+  if (job.vectorsFile) require('fs').writeFileSync(job.vectorsFile, Buffer.concat(vectors.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength))));
   let calls32_s = null;
   if (job.calls32) {
     t = performance.now();

@@ -2,6 +2,7 @@
 //! L2 normalise -> one contiguous buffer in input order.
 use std::path::{Path, PathBuf};
 
+use crate::backend::ort::graph::Precision;
 use crate::backend::ort::{self as ort_backend, runtime, Want};
 use crate::backend::Backend;
 use crate::batching::{assemble, plan};
@@ -22,7 +23,7 @@ pub struct Options {
     /// `auto` (safetensors when present, else ONNX), `safetensors` or `onnx`.
     pub weights: Option<String>,
     pub ort_library: Option<PathBuf>,
-    /// `float32` (default) or, on MLX, `float16`.
+    /// `float32` (default); `int8` (ONNX Runtime on the CPU); `float16` (MLX).
     pub dtype: Option<String>,
 }
 
@@ -252,11 +253,9 @@ fn load_backend(
     max_length: usize,
     choice: Choice,
 ) -> Result<Loaded> {
+    let precision = ort_precision(options.dtype.as_deref(), choice)?;
     let (want, mlx_unavailable) = match choice {
-        Choice::Ort(want) => {
-            check_ort_dtype(options.dtype.as_deref())?;
-            (want, None)
-        }
+        Choice::Ort(want) => (want, None),
         Choice::Mlx { required } => match load_mlx(dir, weights, options) {
             Ok(backend) => {
                 return Ok(Loaded {
@@ -271,7 +270,7 @@ fn load_backend(
         },
     };
     let runtime = runtime::runtime(options.ort_library.as_deref())?;
-    let loaded = ort_backend::load(runtime, dir, weights, threads, max_length, want)?;
+    let loaded = ort_backend::load(runtime, dir, weights, threads, max_length, precision, want)?;
     Ok(Loaded {
         backend: Box::new(loaded.backend),
         runtime: Some(runtime),
@@ -307,11 +306,13 @@ fn load_mlx(_: &ModelDir, _: &WeightsSource, _: &Options) -> Result<Box<dyn Back
     Err(Error::Internal("MLX is not part of this build".into()))
 }
 
-fn check_ort_dtype(dtype: Option<&str>) -> Result<()> {
-    match dtype.unwrap_or("float32") {
-        "float32" => Ok(()),
-        other => Err(Error::Input(format!(
-            "dtype '{other}' is not available on ONNX Runtime here (expected 'float32'); 'float16' runs on MLX"
+/// The dtype for ONNX Runtime; with MLX chosen, MLX checks the dtype and a fallback runs float32.
+fn ort_precision(dtype: Option<&str>, choice: Choice) -> Result<Precision> {
+    match (dtype.unwrap_or("float32"), choice) {
+        (_, Choice::Mlx { .. }) | ("float32", _) => Ok(Precision::Float32),
+        ("int8", _) => Ok(Precision::Int8),
+        (other, _) => Err(Error::Input(format!(
+            "dtype '{other}' is not available on ONNX Runtime (expected 'float32' or 'int8'); 'float16' runs on MLX"
         ))),
     }
 }

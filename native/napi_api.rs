@@ -32,8 +32,9 @@ pub struct InitOptions {
     pub weights: Option<String>,
     /// Path of the `libonnxruntime` shared library to load.
     pub ort_library: Option<String>,
-    /// Precision of the weights and activations: `float32` (default), or `float16` on MLX.
-    #[napi(ts_type = "'float32' | 'float16'")]
+    /// Precision: `float32` (default); `int8` (dynamic quantisation of the graph built from
+    /// model.safetensors, ONNX Runtime on the CPU); `float16` (MLX).
+    #[napi(ts_type = "'float32' | 'int8' | 'float16'")]
     pub dtype: Option<String>,
 }
 

@@ -12,6 +12,7 @@ use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use crate::error::{Error, Result};
 use crate::model_dir::ModelDir;
 use crate::weights::WeightsSource;
+use graph::Precision;
 use runtime::Runtime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +43,24 @@ pub fn load(
     weights: &WeightsSource,
     threads: usize,
     max_length: usize,
+    precision: Precision,
     want: Want,
 ) -> Result<Loaded> {
-    let build = |provider| build(runtime, dir, weights, threads, max_length, provider);
+    let build = |provider| {
+        build(
+            runtime, dir, weights, threads, max_length, precision, provider,
+        )
+    };
+    if precision == Precision::Int8 && want == Want::CudaOnly {
+        return Err(Error::Input(
+            "dtype 'int8' runs on the CPU only (ONNX Runtime's dynamically quantised MatMul has no CUDA kernel)".into(),
+        ));
+    }
+    let want = if precision == Precision::Int8 {
+        Want::CpuOnly
+    } else {
+        want
+    };
     if want == Want::CpuOnly {
         return Ok(Loaded {
             backend: build(Provider::Cpu)?,
@@ -80,6 +96,7 @@ fn build(
     weights: &WeightsSource,
     threads: usize,
     max_length: usize,
+    precision: Precision,
     provider: Provider,
 ) -> Result<OrtBackend> {
     let mut builder = session_builder(&runtime.env, threads)?;
@@ -88,9 +105,15 @@ fn build(
     }
     let (session, source) = match weights {
         WeightsSource::Safetensors(st) => (
-            graph::session(st, &dir.config, dir.pooling, max_length, &builder)?,
+            graph::session(st, &dir.config, dir.pooling, max_length, precision, &builder)?,
             st.source.clone(),
         ),
+        WeightsSource::Onnx(file) if precision == Precision::Int8 => {
+            return Err(Error::model_file(
+                file,
+                "is ONNX; dtype 'int8' quantises the graph built from model.safetensors (for an ONNX file, give an already quantised one with dtype 'float32')",
+            ))
+        }
         WeightsSource::Onnx(file) => (
             builder.commit_from_file(file).map_err(|e| {
                 Error::model_file(file, format!("is not a usable ONNX model ({e})"))

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::pooling::Pooling;
 use crate::weights::Safetensors;
 
-pub use emit::OUTPUT;
+pub use emit::{Precision, OUTPUT};
 
 /// A session over the encoder in `weights`, pooling with `pooling`, for inputs up to `max_positions` tokens.
 pub fn session(
@@ -19,6 +19,7 @@ pub fn session(
     config: &ModelConfig,
     pooling: Pooling,
     max_positions: usize,
+    precision: Precision,
     builder: &SessionBuilder,
 ) -> Result<Session> {
     let model = emit::model(
@@ -26,6 +27,7 @@ pub fn session(
         pooling,
         max_positions,
         false,
+        precision,
     )?;
     into_session(model, weights, builder)
 }
@@ -45,6 +47,7 @@ pub fn export(
         pooling,
         max_positions,
         true,
+        Precision::Float32,
     )?;
     let builder = ort::session::Session::builder(env)?
         .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Disable)?
