@@ -42,8 +42,9 @@ export interface InitOptions {
   /** Path of the `libonnxruntime` shared library to load. */
   ortLibrary?: string
   /**
-   * Precision: `float32` (default); `int8` (dynamic quantisation of the graph built from
-   * model.safetensors, ONNX Runtime on the CPU); `float16` (MLX).
+   * Precision of the graph built from model.safetensors: `float32` (default on the CPU and
+   * MLX); `float16` (default on CUDA; also MLX, and the CPU for checking); `int8` (dynamic
+   * quantisation, ONNX Runtime on the CPU).
    */
   dtype?: 'float32' | 'int8' | 'float16'
 }
@@ -69,6 +70,8 @@ export interface ModelInfo {
   cudaUnavailable?: string
   /** Why MLX is not used, when `backend: 'auto'` on Apple Silicon could have used it. */
   mlxUnavailable?: string
+  /** The precision that runs; absent for an ONNX file, which runs as it is. */
+  dtype?: 'float32' | 'float16' | 'int8'
 }
 
 /** The ONNX Runtime library this process uses (loading it if needed) and what it can run on. */

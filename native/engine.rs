@@ -55,6 +55,8 @@ pub struct Info {
     pub cuda_unavailable: Option<String>,
     /// Why MLX is not used, when `backend: 'auto'` on Apple Silicon could have used it.
     pub mlx_unavailable: Option<String>,
+    /// `float32`, `float16` or `int8`; `None` for an ONNX file, which runs as it is.
+    pub dtype: Option<String>,
 }
 
 pub struct Engine {
@@ -95,6 +97,7 @@ impl Engine {
             batch_tokens,
             cuda_unavailable: loaded.cuda_unavailable,
             mlx_unavailable: loaded.mlx_unavailable,
+            dtype: loaded.dtype.map(str::to_string),
         };
         Ok(Engine {
             tokenizer,
@@ -243,6 +246,7 @@ struct Loaded {
     runtime: Option<&'static runtime::Runtime>,
     cuda_unavailable: Option<String>,
     mlx_unavailable: Option<String>,
+    dtype: Option<&'static str>,
 }
 
 fn load_backend(
@@ -257,12 +261,13 @@ fn load_backend(
     let (want, mlx_unavailable) = match choice {
         Choice::Ort(want) => (want, None),
         Choice::Mlx { required } => match load_mlx(dir, weights, options) {
-            Ok(backend) => {
+            Ok((backend, dtype)) => {
                 return Ok(Loaded {
                     backend,
                     runtime: None,
                     cuda_unavailable: None,
                     mlx_unavailable: None,
+                    dtype: Some(dtype),
                 })
             }
             Err(e) if required => return Err(e),
@@ -276,6 +281,7 @@ fn load_backend(
         runtime: Some(runtime),
         cuda_unavailable: loaded.cuda_unavailable,
         mlx_unavailable,
+        dtype: loaded.precision.map(Precision::name),
     })
 }
 
@@ -284,7 +290,7 @@ fn load_mlx(
     dir: &ModelDir,
     weights: &WeightsSource,
     options: &Options,
-) -> Result<Box<dyn Backend>> {
+) -> Result<(Box<dyn Backend>, &'static str)> {
     use crate::backend::mlx;
     let dtype = mlx::dtype(options.dtype.as_deref())?;
     let WeightsSource::Safetensors(st) = weights else {
@@ -293,26 +299,29 @@ fn load_mlx(
             "is ONNX, but MLX runs model.safetensors: add it to the model directory, or use backend 'cpu'",
         ));
     };
-    Ok(Box::new(mlx::MlxBackend::load(
-        st,
-        &dir.config,
-        dir.pooling,
-        dtype,
-    )?))
+    let backend = mlx::MlxBackend::load(st, &dir.config, dir.pooling, dtype)?;
+    Ok((Box::new(backend), mlx::dtype_name(dtype)))
 }
 
 #[cfg(not(mlx))]
-fn load_mlx(_: &ModelDir, _: &WeightsSource, _: &Options) -> Result<Box<dyn Backend>> {
+fn load_mlx(
+    _: &ModelDir,
+    _: &WeightsSource,
+    _: &Options,
+) -> Result<(Box<dyn Backend>, &'static str)> {
     Err(Error::Internal("MLX is not part of this build".into()))
 }
 
-/// The dtype for ONNX Runtime; with MLX chosen, MLX checks the dtype and a fallback runs float32.
-fn ort_precision(dtype: Option<&str>, choice: Choice) -> Result<Precision> {
-    match (dtype.unwrap_or("float32"), choice) {
-        (_, Choice::Mlx { .. }) | ("float32", _) => Ok(Precision::Float32),
-        ("int8", _) => Ok(Precision::Int8),
-        (other, _) => Err(Error::Input(format!(
-            "dtype '{other}' is not available on ONNX Runtime (expected 'float32' or 'int8'); 'float16' runs on MLX"
+/// The dtype asked of ONNX Runtime (`None`: its provider's default); with MLX chosen, MLX
+/// checks the dtype and a fallback to ONNX Runtime uses the default.
+fn ort_precision(dtype: Option<&str>, choice: Choice) -> Result<Option<Precision>> {
+    match (dtype, choice) {
+        (None, _) | (_, Choice::Mlx { .. }) => Ok(None),
+        (Some("float32"), _) => Ok(Some(Precision::Float32)),
+        (Some("float16"), _) => Ok(Some(Precision::Float16)),
+        (Some("int8"), _) => Ok(Some(Precision::Int8)),
+        (Some(other), _) => Err(Error::Input(format!(
+            "unknown dtype '{other}' (expected 'float32', 'float16' or 'int8')"
         ))),
     }
 }

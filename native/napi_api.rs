@@ -32,8 +32,9 @@ pub struct InitOptions {
     pub weights: Option<String>,
     /// Path of the `libonnxruntime` shared library to load.
     pub ort_library: Option<String>,
-    /// Precision: `float32` (default); `int8` (dynamic quantisation of the graph built from
-    /// model.safetensors, ONNX Runtime on the CPU); `float16` (MLX).
+    /// Precision of the graph built from model.safetensors: `float32` (default on the CPU and
+    /// MLX); `float16` (default on CUDA; also MLX, and the CPU for checking); `int8` (dynamic
+    /// quantisation, ONNX Runtime on the CPU).
     #[napi(ts_type = "'float32' | 'int8' | 'float16'")]
     pub dtype: Option<String>,
 }
@@ -60,6 +61,9 @@ pub struct ModelInfo {
     pub cuda_unavailable: Option<String>,
     /// Why MLX is not used, when `backend: 'auto'` on Apple Silicon could have used it.
     pub mlx_unavailable: Option<String>,
+    /// The precision that runs; absent for an ONNX file, which runs as it is.
+    #[napi(ts_type = "'float32' | 'float16' | 'int8'")]
+    pub dtype: Option<String>,
 }
 
 impl From<&Info> for ModelInfo {
@@ -79,6 +83,7 @@ impl From<&Info> for ModelInfo {
             batch_tokens: i.batch_tokens as u32,
             cuda_unavailable: i.cuda_unavailable.clone(),
             mlx_unavailable: i.mlx_unavailable.clone(),
+            dtype: i.dtype.clone(),
         }
     }
 }

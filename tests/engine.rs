@@ -67,19 +67,20 @@ fn with_dtype(dtype: &str, extra: Options) -> Options {
     }
 }
 
+/// The vectors of `texts` from the graph built in `dtype`, which `info()` must report.
+fn in_dtype(dtype: &str, texts: &[String]) -> Vec<Vec<f32>> {
+    let engine = Engine::load(&model_dir(), &with_dtype(dtype, Options::default())).expect("loads");
+    assert_eq!(engine.info().dtype.as_deref(), Some(dtype));
+    common::rows(&engine, texts, false)
+}
+
 /// dtype 'int8' quantises the graph's projections (not the FFN's down projection). Measured on
 /// 600 code symbols: min cosine 0.9956 to float32; texts of one or two tokens ("", "x") fall to
 /// 0.990, as the single activation scale of a tiny batch is the coarsest.
 #[test]
 fn int8_dynamic_quantisation_stays_close_to_float32() {
     let texts = common::texts();
-    let full = Engine::load(&model_dir(), &Options::default()).expect("fp32 loads");
-    let int8 =
-        Engine::load(&model_dir(), &with_dtype("int8", Options::default())).expect("int8 loads");
-    let (a, b) = (
-        common::rows(&full, &texts, false),
-        common::rows(&int8, &texts, false),
-    );
+    let (a, b) = (in_dtype("float32", &texts), in_dtype("int8", &texts));
     common::assert_close("int8 vs float32", &b, &a, 0.985, 0.05);
     for (i, text) in texts.iter().enumerate().filter(|(_, t)| t.len() > 1) {
         let cosine = common::cosine(&a[i], &b[i]);
@@ -97,8 +98,8 @@ fn int8_dynamic_quantisation_stays_close_to_float32() {
 }
 
 #[test]
-fn int8_is_refused_where_it_cannot_run() {
-    let onnx = Options {
+fn dtypes_are_refused_where_they_cannot_run() {
+    let onnx = || Options {
         weights: Some("onnx".into()),
         ..Options::default()
     };
@@ -107,17 +108,18 @@ fn int8_is_refused_where_it_cannot_run() {
         ..Options::default()
     };
     for (options, expected) in [
+        (with_dtype("int8", onnx()), "is ONNX, which runs as it is"),
         (
-            with_dtype("int8", onnx),
-            "dtype 'int8' quantises the graph built from model.safetensors",
+            with_dtype("float16", onnx()),
+            "is ONNX, which runs as it is",
         ),
         (
             with_dtype("int8", cuda),
             "dtype 'int8' runs on the CPU only",
         ),
         (
-            with_dtype("float16", Options::default()),
-            "dtype 'float16' is not available on ONNX Runtime",
+            with_dtype("bfloat16", Options::default()),
+            "unknown dtype 'bfloat16'",
         ),
     ] {
         let error = Engine::load(&model_dir(), &options)
@@ -126,4 +128,13 @@ fn int8_is_refused_where_it_cannot_run() {
             .to_string();
         assert!(error.contains(expected), "{error}");
     }
+}
+
+/// The half-precision graph that CUDA runs by default, here run by ONNX Runtime's CPU provider:
+/// the graph is the same, so its parity with float32 is checked without a GPU.
+#[test]
+fn float16_graph_stays_close_to_float32() {
+    let texts = common::texts();
+    let (a, b) = (in_dtype("float32", &texts), in_dtype("float16", &texts));
+    common::assert_close("MiniLM float16 vs float32", &b, &a, 0.999, 0.01);
 }

@@ -168,3 +168,24 @@ fn bert_prefixed_keys_shards_and_half_precision_load_the_same_weights() {
         );
     }
 }
+
+/// The half-precision graph (CUDA's default) on CodeRankEmbed-shaped weights, run on the CPU.
+#[test]
+fn nomic_bert_float16_graph_stays_close_to_float32() {
+    let scratch = Scratch::new("nomic-fp16");
+    write_nomic_dir(&scratch.0, &SMALL_NOMIC, 21);
+    let options = semantic_search_native::engine::Options {
+        dtype: Some("float16".into()),
+        ..Default::default()
+    };
+    let half = semantic_search_native::engine::Engine::load(&scratch.0, &options).expect("fp16");
+    for is_query in [false, true] {
+        assert_close(
+            "NomicBert float16 vs float32",
+            &rows(&half, &texts(), is_query),
+            &ours(&scratch.0, &texts(), is_query),
+            0.999,
+            0.01,
+        );
+    }
+}

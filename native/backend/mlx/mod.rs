@@ -44,6 +44,14 @@ pub fn dtype(name: Option<&str>) -> Result<Dtype> {
     }
 }
 
+pub fn dtype_name(dtype: Dtype) -> &'static str {
+    if dtype == Dtype::Float16 {
+        "float16"
+    } else {
+        "float32"
+    }
+}
+
 impl MlxBackend {
     /// Starts the MLX thread and loads the weights there; returns once they are ready.
     pub fn load(
@@ -142,12 +150,7 @@ impl Backend for MlxBackend {
 
     fn device(&self) -> String {
         let device = if self.gpu { "Metal GPU" } else { "CPU" };
-        let dtype = if self.dtype == Dtype::Float16 {
-            "float16"
-        } else {
-            "float32"
-        };
-        format!("MLX on the {device} ({dtype})")
+        format!("MLX on the {device} ({})", dtype_name(self.dtype))
     }
 
     fn is_gpu(&self) -> bool {

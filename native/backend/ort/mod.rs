@@ -35,6 +35,16 @@ pub enum Want {
 pub struct Loaded {
     pub backend: OrtBackend,
     pub cuda_unavailable: Option<String>,
+    /// The graph's precision; `None` for an ONNX file, which runs as it is.
+    pub precision: Option<Precision>,
+}
+
+/// `requested`, else half precision on CUDA (tensor cores) and float32 on the CPU.
+fn precision_on(provider: Provider, requested: Option<Precision>) -> Precision {
+    requested.unwrap_or(match provider {
+        Provider::Cuda => Precision::Float16,
+        Provider::Cpu => Precision::Float32,
+    })
 }
 
 pub fn load(
@@ -43,7 +53,7 @@ pub fn load(
     weights: &WeightsSource,
     threads: usize,
     max_length: usize,
-    precision: Precision,
+    precision: Option<Precision>,
     want: Want,
 ) -> Result<Loaded> {
     let build = |provider| {
@@ -51,31 +61,25 @@ pub fn load(
             runtime, dir, weights, threads, max_length, precision, provider,
         )
     };
-    if precision == Precision::Int8 && want == Want::CudaOnly {
+    let int8 = precision == Some(Precision::Int8);
+    if int8 && want == Want::CudaOnly {
         return Err(Error::Input(
             "dtype 'int8' runs on the CPU only (ONNX Runtime's dynamically quantised MatMul has no CUDA kernel)".into(),
         ));
     }
-    let want = if precision == Precision::Int8 {
-        Want::CpuOnly
-    } else {
-        want
+    let want = if int8 { Want::CpuOnly } else { want };
+    let loaded = |(backend, precision), cuda_unavailable| Loaded {
+        backend,
+        cuda_unavailable,
+        precision,
     };
     if want == Want::CpuOnly {
-        return Ok(Loaded {
-            backend: build(Provider::Cpu)?,
-            cuda_unavailable: None,
-        });
+        return Ok(loaded(build(Provider::Cpu)?, None));
     }
     let reason = match cuda::missing_provider(runtime) {
         Some(reason) => reason,
         None => match build(Provider::Cuda) {
-            Ok(backend) => {
-                return Ok(Loaded {
-                    backend,
-                    cuda_unavailable: None,
-                })
-            }
+            Ok(built) => return Ok(loaded(built, None)),
             Err(e) => cuda::failed_to_start(&e.to_string()),
         },
     };
@@ -84,10 +88,7 @@ pub fn load(
             "backend 'cuda' cannot be used: {reason}"
         )));
     }
-    Ok(Loaded {
-        backend: build(Provider::Cpu)?,
-        cuda_unavailable: Some(reason),
-    })
+    Ok(loaded(build(Provider::Cpu)?, Some(reason)))
 }
 
 fn build(
@@ -96,22 +97,30 @@ fn build(
     weights: &WeightsSource,
     threads: usize,
     max_length: usize,
-    precision: Precision,
+    requested: Option<Precision>,
     provider: Provider,
-) -> Result<OrtBackend> {
+) -> Result<(OrtBackend, Option<Precision>)> {
     let mut builder = session_builder(&runtime.env, threads)?;
     if provider == Provider::Cuda {
         builder = cuda::with_cuda(builder)?;
     }
-    let (session, source) = match weights {
-        WeightsSource::Safetensors(st) => (
-            graph::session(st, &dir.config, dir.pooling, max_length, precision, &builder)?,
-            st.source.clone(),
-        ),
-        WeightsSource::Onnx(file) if precision == Precision::Int8 => {
+    let (session, source, precision) = match weights {
+        WeightsSource::Safetensors(st) => {
+            let precision = precision_on(provider, requested);
+            let session = graph::session(
+                st,
+                &dir.config,
+                dir.pooling,
+                max_length,
+                precision,
+                &builder,
+            )?;
+            (session, st.source.clone(), Some(precision))
+        }
+        WeightsSource::Onnx(file) if requested.is_some_and(|p| p != Precision::Float32) => {
             return Err(Error::model_file(
                 file,
-                "is ONNX; dtype 'int8' quantises the graph built from model.safetensors (for an ONNX file, give an already quantised one with dtype 'float32')",
+                "is ONNX, which runs as it is: dtype 'int8' and 'float16' convert the graph built from model.safetensors",
             ))
         }
         WeightsSource::Onnx(file) => (
@@ -119,9 +128,11 @@ fn build(
                 Error::model_file(file, format!("is not a usable ONNX model ({e})"))
             })?,
             file.clone(),
+            None,
         ),
     };
-    OrtBackend::new(session, &source, dir.pooling, dir.config.hidden(), provider)
+    let backend = OrtBackend::new(session, &source, dir.pooling, dir.config.hidden(), provider)?;
+    Ok((backend, precision))
 }
 
 /// Session options shared by every ORT backend: all optimisations, explicit thread counts

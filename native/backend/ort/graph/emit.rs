@@ -14,6 +14,9 @@ use crate::pooling::Pooling;
 use crate::weights::Tensor;
 
 const OPSET: u32 = 17;
+/// ONNX's TensorProto data types, for Cast.
+const FLOAT: i64 = 1;
+const FLOAT16: i64 = 10;
 /// ONNX Runtime's contrib operators (DynamicQuantizeMatMul).
 const MS_DOMAIN: &str = "com.microsoft";
 /// Largest int8 weight magnitude. 7 bits, not 8: on x86 without VNNI ONNX Runtime multiplies
@@ -28,6 +31,20 @@ pub enum Precision {
     /// call by ONNX Runtime (dynamic quantisation). Attention, norms and the FFN's down
     /// projection stay float32.
     Int8,
+    /// Weights and activations in half precision (for CUDA's tensor cores); LayerNormalization
+    /// computes in float32 (its default stash type), and pooling and normalisation run on a
+    /// float32 copy of the last hidden states.
+    Float16,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Float32 => "float32",
+            Precision::Int8 => "int8",
+            Precision::Float16 => "float16",
+        }
+    }
 }
 pub const OUTPUT: &str = "sentence_embedding";
 pub const TOKEN_STATES: &str = "last_hidden_state";
@@ -50,6 +67,9 @@ pub fn model(
     let mut x = x;
     for layer in &encoder.layers {
         x = g.layer(&x, layer, encoder, rope.as_ref())?;
+    }
+    if precision == Precision::Float16 {
+        x = g.op("Cast", &[&x], vec![Attribute::new("to", FLOAT)?])?;
     }
     let pooled = g.pool(&x, pooling)?;
     let normalized = g.l2_normalize(&pooled)?;
@@ -131,13 +151,16 @@ impl Emitter {
         g.mask = g.op(
             "Cast",
             &["attention_mask"],
-            vec![Attribute::new("to", 1i64)?],
-        )?; // 1: FLOAT
-            // 0 for real tokens, -10000 for padding: large enough to vanish in softmax, small enough for fp16.
-        let one = g.scalar(1.0)?;
+            vec![Attribute::new("to", FLOAT)?],
+        )?;
+        // 0 for real tokens, -10000 for padding: large enough to vanish in softmax, small enough for fp16.
+        let one = g.scalar32(1.0)?;
         let minus_one = g.op("Sub", &[&g.mask.clone(), &one], vec![])?;
-        let big = g.scalar(10000.0)?;
-        let bias = g.op("Mul", &[&minus_one, &big], vec![])?;
+        let big = g.scalar32(10000.0)?;
+        let mut bias = g.op("Mul", &[&minus_one, &big], vec![])?;
+        if precision == Precision::Float16 {
+            bias = g.op("Cast", &[&bias], vec![Attribute::new("to", FLOAT16)?])?;
+        }
         let axes = g.ints("axes", &[1, 2])?;
         g.attention_bias = g.op("Unsqueeze", &[&bias, &axes], vec![])?; // [batch, 1, 1, seq]
         Ok(g)
@@ -203,7 +226,12 @@ impl Emitter {
         Ok(names)
     }
 
+    /// Weights and constants that meet the activations: half precision in a Float16 graph.
     fn floats(&mut self, hint: &str, shape: &[usize], data: &[f32]) -> Result<String> {
+        if self.precision == Precision::Float16 {
+            let halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
+            return self.initializer(hint, shape, &halves);
+        }
         self.initializer(hint, shape, data)
     }
 
@@ -238,6 +266,11 @@ impl Emitter {
 
     fn scalar(&mut self, value: f32) -> Result<String> {
         self.floats("const", &[], &[value])
+    }
+
+    /// A float32 constant whatever the precision: for the mask, pooling and normalisation.
+    fn scalar32(&mut self, value: f32) -> Result<String> {
+        self.initializer("const", &[], &[value])
     }
 
     fn embeddings(&mut self, e: &Encoder) -> Result<String> {
@@ -527,9 +560,12 @@ impl Emitter {
     /// heavy-tailed, and one int8 scale per tensor for it cost the most fidelity (measured on 300
     /// code symbols: min cosine to float32 0.987 with it quantised, 0.996 without).
     fn down_projection(&mut self, h: &str, down: &Linear) -> Result<String> {
-        let precision = std::mem::replace(&mut self.precision, Precision::Float32);
+        if self.precision != Precision::Int8 {
+            return self.linear(h, down, 1.0);
+        }
+        self.precision = Precision::Float32;
         let y = self.linear(h, down, 1.0);
-        self.precision = precision;
+        self.precision = Precision::Int8;
         y
     }
 
@@ -584,7 +620,7 @@ impl Emitter {
             vec![Attribute::new("keepdims", 1i64)?],
         )?;
         let norm = self.op("Sqrt", &[&sum], vec![])?;
-        let floor = self.scalar(1e-12)?;
+        let floor = self.scalar32(1e-12)?;
         let norm = self.op("Max", &[&norm, &floor], vec![])?;
         self.op("Div", &[x, &norm], vec![])
     }
