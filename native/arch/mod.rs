@@ -63,26 +63,54 @@ impl Norm {
     }
 }
 
-pub struct Attention {
-    pub q: Linear,
-    pub k: Linear,
-    pub v: Linear,
-    pub out: Linear,
+/// Generic over the projection (`L`), so that a backend holds the same structure with its own
+/// weight type.
+pub struct Attention<L = Linear> {
+    pub q: L,
+    pub k: L,
+    pub v: L,
+    pub out: L,
 }
 
-pub enum FeedForward {
+pub enum FeedForward<L = Linear> {
     /// `down(act(up(x)))`
-    Activation {
-        up: Linear,
-        act: Activation,
-        down: Linear,
-    },
+    Activation { up: L, act: Activation, down: L },
     /// `down(up(x) * silu(gate(x)))`
-    SwiGlu {
-        up: Linear,
-        gate: Linear,
-        down: Linear,
-    },
+    SwiGlu { up: L, gate: L, down: L },
+}
+
+impl<L> Attention<L> {
+    pub fn try_map<M, E>(
+        &self,
+        mut f: impl FnMut(&L) -> std::result::Result<M, E>,
+    ) -> std::result::Result<Attention<M>, E> {
+        Ok(Attention {
+            q: f(&self.q)?,
+            k: f(&self.k)?,
+            v: f(&self.v)?,
+            out: f(&self.out)?,
+        })
+    }
+}
+
+impl<L> FeedForward<L> {
+    pub fn try_map<M, E>(
+        &self,
+        mut f: impl FnMut(&L) -> std::result::Result<M, E>,
+    ) -> std::result::Result<FeedForward<M>, E> {
+        Ok(match self {
+            FeedForward::Activation { up, act, down } => FeedForward::Activation {
+                up: f(up)?,
+                act: *act,
+                down: f(down)?,
+            },
+            FeedForward::SwiGlu { up, gate, down } => FeedForward::SwiGlu {
+                up: f(up)?,
+                gate: f(gate)?,
+                down: f(down)?,
+            },
+        })
+    }
 }
 
 #[derive(Clone, Copy)]

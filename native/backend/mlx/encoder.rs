@@ -6,7 +6,7 @@ use mlx_rs::ops::indexing::take_axis;
 use mlx_rs::ops::{addmm, erf, maximum, multiply, reshape, sigmoid, sum_axis, transpose_axes};
 use mlx_rs::{Array, Dtype};
 
-use crate::arch::{self, Activation};
+use crate::arch::{self, Activation, FeedForward};
 use crate::pooling::Pooling;
 use crate::weights::Tensor;
 
@@ -24,26 +24,10 @@ struct Norm {
     eps: f32,
 }
 
-enum FeedForward {
-    Activation {
-        up: Linear,
-        act: Activation,
-        down: Linear,
-    },
-    SwiGlu {
-        up: Linear,
-        gate: Linear,
-        down: Linear,
-    },
-}
-
 struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    out: Linear,
+    attention: arch::Attention<Linear>,
     norm1: Norm,
-    ffn: FeedForward,
+    ffn: FeedForward<Linear>,
     norm2: Norm,
 }
 
@@ -134,8 +118,11 @@ impl Encoder {
             )?;
             transpose_axes(&a, &[0, 2, 1, 3])
         };
-        let (mut q, mut k) = (heads(linear(x, &l.q)?)?, heads(linear(x, &l.k)?)?);
-        let v = heads(linear(x, &l.v)?)?;
+        let (mut q, mut k) = (
+            heads(linear(x, &l.attention.q)?)?,
+            heads(linear(x, &l.attention.k)?)?,
+        );
+        let v = heads(linear(x, &l.attention.v)?)?;
         if let Some(r) = &self.rotary {
             q = fast::rope(&q, r.dims as i32, false, r.base, 1.0, 0, None)?;
             k = fast::rope(&k, r.dims as i32, false, r.base, 1.0, 0, None)?;
@@ -147,7 +134,7 @@ impl Encoder {
             &transpose_axes(&o, &[0, 2, 1, 3])?,
             &[-1, self.hidden as i32],
         )?;
-        linear(&o, &l.out)
+        linear(&o, &l.attention.out)
     }
 
     /// CLS: the first token of each row; mean: the average over real (unmasked) tokens, in f32.
@@ -175,7 +162,7 @@ fn layer_norm(x: &Array, n: &Norm) -> Result<Array> {
     fast::layer_norm(x, &n.weight, &n.bias, n.eps)
 }
 
-fn feed_forward(ffn: &FeedForward, x: &Array) -> Result<Array> {
+fn feed_forward(ffn: &FeedForward<Linear>, x: &Array) -> Result<Array> {
     match ffn {
         FeedForward::Activation { up, act, down } => {
             let h = linear(x, up)?;
@@ -198,26 +185,11 @@ fn feed_forward(ffn: &FeedForward, x: &Array) -> Result<Array> {
 }
 
 fn layer(l: &arch::Layer, dtype: Dtype) -> Result<Layer> {
-    let lin = |x: &arch::Linear| to_linear(x, dtype);
-    let ffn = match &l.ffn {
-        arch::FeedForward::Activation { up, act, down } => FeedForward::Activation {
-            up: lin(up)?,
-            act: *act,
-            down: lin(down)?,
-        },
-        arch::FeedForward::SwiGlu { up, gate, down } => FeedForward::SwiGlu {
-            up: lin(up)?,
-            gate: lin(gate)?,
-            down: lin(down)?,
-        },
-    };
+    let linear = |x: &arch::Linear| to_linear(x, dtype);
     Ok(Layer {
-        q: lin(&l.attention.q)?,
-        k: lin(&l.attention.k)?,
-        v: lin(&l.attention.v)?,
-        out: lin(&l.attention.out)?,
+        attention: l.attention.try_map(linear)?,
         norm1: norm(&l.norm1, dtype)?,
-        ffn,
+        ffn: l.ffn.try_map(linear)?,
         norm2: norm(&l.norm2, dtype)?,
     })
 }
