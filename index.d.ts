@@ -16,8 +16,9 @@ export declare function embed(texts: string[], isQuery?: boolean): Promise<Float
 export declare function embedSync(texts: string[], isQuery?: boolean): Float32Array[]
 
 /**
- * Writes the graph built from `modelDir`'s model.safetensors as a standard fp32 ONNX file
- * (outputs `sentence_embedding` and `last_hidden_state`), for runtimes that need a file.
+ * Writes the graph built from `modelDir`'s model.safetensors as an ONNX file (outputs
+ * `sentence_embedding` and `last_hidden_state`), for runtimes that need a file: standard fp32,
+ * or the precision `options.dtype` names (`'int8'` needs ONNX Runtime to run it).
  */
 export declare function exportOnnx(modelDir: string, file: string, options?: InitOptions | undefined | null): void
 

@@ -32,7 +32,7 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /** Vectors from Python onnxruntime + tokenizers + numpy (scripts/reference.py). */
-export function pythonReference(job: { model_dir: string; onnx: string; texts: string[]; max_length: number; pooling: string }): number[][] {
+export function pythonReference(job: { model_dir: string; onnx: string; texts: string[]; max_length: number; pooling: string; batch?: number }): number[][] {
   const run = spawnSync(path.join(ROOT, '.cache', 'venv', 'bin', 'python'), [path.join(ROOT, 'scripts', 'reference.py')], {
     input: JSON.stringify(job),
     maxBuffer: 1 << 28,

@@ -83,4 +83,24 @@ describe('real all-MiniLM-L6-v2 from model.safetensors (graph built in memory)',
       fs.rmSync(path.dirname(file), { recursive: true, force: true });
     }
   });
+
+  // Dynamic quantisation takes one activation scale per tensor, so an int8 vector depends a
+  // little on the texts it runs with: both sides run each text alone here.
+  test("exportOnnx with dtype 'int8' writes the quantised graph, which Python onnxruntime runs to the addon's int8 vectors", async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ssn-export-')), 'model.onnx');
+    try {
+      native.exportOnnx(modelDir, file, { dtype: 'int8' });
+      expect(fs.statSync(file).size).toBeLessThan(0.8 * fs.statSync(path.join(modelDir, 'model.safetensors')).size);
+      await native.init(modelDir, { weights: 'safetensors', dtype: 'int8' });
+      const ours = [];
+      for (const text of TEXTS) ours.push((await native.embed([text]))[0]);
+      const python = pythonReference({ model_dir: modelDir, onnx: file, texts: TEXTS, max_length: 256, pooling: 'mean', batch: 1 });
+      const cosines = ours.map((v, i) => cosine(v, python[i]));
+      console.log(`exported int8 ONNX under Python onnxruntime vs the addon's int8: min cosine ${Math.min(...cosines).toFixed(7)}`);
+      cosines.forEach((c) => expect(c).toBeGreaterThanOrEqual(0.99999));
+      expect(() => native.exportOnnx(modelDir, file, { dtype: 'int4' as any })).toThrow(/unknown dtype 'int4'/);
+    } finally {
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    }
+  });
 });

@@ -160,8 +160,9 @@ impl Engine {
     }
 }
 
-/// Writes the model of `path`'s `model.safetensors` as a standard fp32 ONNX file (outputs
-/// `sentence_embedding` and `last_hidden_state`), for runtimes that need a file.
+/// Writes the model of `path`'s `model.safetensors` as an ONNX file (outputs
+/// `sentence_embedding` and `last_hidden_state`), for runtimes that need a file: standard fp32
+/// unless `options.dtype` asks for another precision of the graph.
 pub fn export_onnx(path: &Path, file: &Path, options: &Options) -> Result<()> {
     let dir = ModelDir::open(path)?;
     let max_length = resolve_max_length(&dir, options.max_length)?;
@@ -173,6 +174,7 @@ pub fn export_onnx(path: &Path, file: &Path, options: &Options) -> Result<()> {
         &dir.config,
         dir.pooling,
         max_length,
+        precision(options.dtype.as_deref())?.unwrap_or(Precision::Float32),
         &runtime.env,
         file,
     )
@@ -315,12 +317,19 @@ fn load_mlx(
 /// The dtype asked of ONNX Runtime (`None`: its provider's default); with MLX chosen, MLX
 /// checks the dtype and a fallback to ONNX Runtime uses the default.
 fn ort_precision(dtype: Option<&str>, choice: Choice) -> Result<Option<Precision>> {
-    match (dtype, choice) {
-        (None, _) | (_, Choice::Mlx { .. }) => Ok(None),
-        (Some("float32"), _) => Ok(Some(Precision::Float32)),
-        (Some("float16"), _) => Ok(Some(Precision::Float16)),
-        (Some("int8"), _) => Ok(Some(Precision::Int8)),
-        (Some(other), _) => Err(Error::Input(format!(
+    match choice {
+        Choice::Mlx { .. } => Ok(None),
+        Choice::Ort(_) => precision(dtype),
+    }
+}
+
+fn precision(dtype: Option<&str>) -> Result<Option<Precision>> {
+    match dtype {
+        None => Ok(None),
+        Some("float32") => Ok(Some(Precision::Float32)),
+        Some("float16") => Ok(Some(Precision::Float16)),
+        Some("int8") => Ok(Some(Precision::Int8)),
+        Some(other) => Err(Error::Input(format!(
             "unknown dtype '{other}' (expected 'float32', 'float16' or 'int8')"
         ))),
     }

@@ -242,8 +242,9 @@ pub fn runtime_info(ort_library: Option<String>) -> Result<RuntimeInfo> {
     })
 }
 
-/// Writes the graph built from `modelDir`'s model.safetensors as a standard fp32 ONNX file
-/// (outputs `sentence_embedding` and `last_hidden_state`), for runtimes that need a file.
+/// Writes the graph built from `modelDir`'s model.safetensors as an ONNX file (outputs
+/// `sentence_embedding` and `last_hidden_state`), for runtimes that need a file: standard fp32,
+/// or the precision `options.dtype` names (`'int8'` needs ONNX Runtime to run it).
 #[napi]
 pub fn export_onnx(model_dir: String, file: String, options: Option<InitOptions>) -> Result<()> {
     let options: Options = options.unwrap_or_default().into();

@@ -1,7 +1,7 @@
 """Independent reference embeddings: Python onnxruntime + Python tokenizers + numpy pooling.
 
-Reads JSON from stdin: {"model_dir", "onnx", "texts", "max_length", "pooling": "mean"|"cls"}
-and writes {"vectors": [[...], ...]} (L2-normalised) to stdout. Shares no code with the addon.
+Reads JSON from stdin: {"model_dir", "onnx", "texts", "max_length", "pooling": "mean"|"cls",
+optionally "batch" (texts per run, default 16)} and writes {"vectors": [[...], ...]} (L2-normalised) to stdout. Shares no code with the addon.
 """
 import json
 import sys
@@ -21,8 +21,9 @@ def main() -> None:
     session = onnxruntime.InferenceSession(job["onnx"], options, providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
     vectors = []
-    for start in range(0, len(job["texts"]), 16):
-        encodings = tokenizer.encode_batch(job["texts"][start:start + 16])
+    batch = job.get("batch", 16)
+    for start in range(0, len(job["texts"]), batch):
+        encodings = tokenizer.encode_batch(job["texts"][start:start + batch])
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}

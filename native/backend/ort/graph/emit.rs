@@ -19,8 +19,10 @@ const FLOAT: i64 = 1;
 const FLOAT16: i64 = 10;
 /// ONNX Runtime's contrib operators (DynamicQuantizeMatMul).
 const MS_DOMAIN: &str = "com.microsoft";
-/// Largest int8 weight magnitude. 7 bits, not 8: on x86 without VNNI ONNX Runtime multiplies
-/// uint8 activations by int8 weights with VPMADDUBSW, whose 16-bit pair sums saturate beyond it.
+/// Largest weight magnitude around the zero point 128 of the uint8 weights. uint8, not int8:
+/// ONNX Runtime's uint8 x int8 kernels on x86 without VNNI sum pairs of products in 16 bits,
+/// which saturate unless weights keep to 7 bits; 7-bit int8 weights measured less faithful (min
+/// cosine to float32 0.9948 against 0.9959 over 600 code symbols) and no faster (1.13x both).
 const INT8_LEVELS: f32 = 127.0;
 
 /// How the graph's projection weights are stored and multiplied.

@@ -33,12 +33,14 @@ pub fn session(
 }
 
 /// Writes the graph, with `last_hidden_state` as a second output and no runtime-specific
-/// fusions, as a standard ONNX file that other runtimes load.
+/// fusions, as an ONNX file that other runtimes load (`Precision::Int8` uses ONNX Runtime's
+/// contrib operators, so only ONNX Runtime runs it).
 pub fn export(
     weights: &Safetensors,
     config: &ModelConfig,
     pooling: Pooling,
     max_positions: usize,
+    precision: Precision,
     env: &ort::environment::Environment,
     file: &std::path::Path,
 ) -> Result<()> {
@@ -47,7 +49,7 @@ pub fn export(
         pooling,
         max_positions,
         true,
-        Precision::Float32,
+        precision,
     )?;
     let builder = ort::session::Session::builder(env)?
         .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Disable)?
