@@ -1,6 +1,8 @@
 // Speed, side by side, in one run: this addon against transformers.js and Python onnxruntime on
 // the same model files, texts, threads and truncation. Prints a table, ratios, and with --json
 // one JSON line. Usage: npm run bench [-- --json]
+// The int8 ONNX file runs on every INT8_SAMPLE_EVERY-th symbol only: transformers.js takes longer
+// on it than on fp32, and the whole bench must finish within 15 minutes on 2 cores.
 const { execFileSync, spawnSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
@@ -14,6 +16,7 @@ const PYTHON = path.join(ROOT, '.cache', 'venv', 'bin', 'python');
 const THREADS = 2;
 const MAX_LENGTH = 256;
 const JSON_OUT = process.argv.includes('--json');
+const INT8_SAMPLE_EVERY = 10;
 
 function log(line) {
   process.stderr.write(`${line}\n`);
@@ -21,15 +24,24 @@ function log(line) {
 
 function prepare() {
   execFileSync('bash', [path.join(ROOT, 'scripts', 'test-setup')], { stdio: 'inherit' });
+  // onnx builds the one-operator graphs of kernels.py (ONNX Runtime's fp32 and int8 GEMM ceilings).
+  if (spawnSync(PYTHON, ['-c', 'import onnx']).status !== 0) {
+    execFileSync(PYTHON, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', 'onnx==1.23.2'], { stdio: 'inherit' });
+  }
   if (!fs.existsSync(path.join(__dirname, 'node_modules', '@huggingface', 'transformers'))) {
     execFileSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: __dirname, stdio: 'inherit', env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } });
   }
   // One snapshot for every runner: fp32 ONNX exported from model.safetensors, the int8 ONNX as transformers.js names it.
   const dir = path.join(CACHE, 'minilm');
   fs.mkdirSync(path.join(dir, 'onnx'), { recursive: true });
-  for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'sentence_bert_config.json', '1_Pooling', 'model.safetensors']) {
+  for (const f of ['config.json', 'tokenizer.json', 'special_tokens_map.json', 'sentence_bert_config.json', '1_Pooling', 'model.safetensors']) {
     if (!fs.existsSync(path.join(dir, f))) fs.symlinkSync(path.join(MINILM_SRC, f), path.join(dir, f));
   }
+  // transformers.js truncates at tokenizer_config.json's model_max_length (512 for MiniLM), so the
+  // bench's copy says MAX_LENGTH, the truncation every runner uses.
+  const tokenizerConfig = JSON.parse(fs.readFileSync(path.join(MINILM_SRC, 'tokenizer_config.json'), 'utf8'));
+  fs.rmSync(path.join(dir, 'tokenizer_config.json'), { force: true });
+  fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ ...tokenizerConfig, model_max_length: MAX_LENGTH }));
   const int8 = path.join(dir, 'onnx', 'model_quantized.onnx');
   if (!fs.existsSync(int8)) fs.symlinkSync(path.join(MINILM_SRC, 'onnx', 'model.onnx'), int8);
   const fp32 = path.join(dir, 'onnx', 'model.onnx');
@@ -102,6 +114,50 @@ function flops(lengths, { weights, hidden, layers }) {
   return lengths.reduce((sum, n) => sum + n * (2 * weights + 4 * n * hidden * layers), 0);
 }
 
+/** Texts with their real token counts and useful FLOPs, the unit a runner's speed is read against. */
+function textSet(texts, lengths, shape) {
+  return { texts, count: texts.length, tokens: lengths.reduce((a, b) => a + b, 0), flops: flops(lengths, shape) };
+}
+
+function row(r, set) {
+  return {
+    texts: set.count,
+    corpusSeconds: +r.corpus_s.toFixed(2),
+    itemsPerSecond: +(set.count / r.corpus_s).toFixed(1),
+    tokensPerSecond: Math.round(set.tokens / r.corpus_s),
+    calls32Seconds: r.calls32_s == null ? undefined : +r.calls32_s.toFixed(2),
+    msPerItem: Object.fromEntries(Object.entries(r.batch_ms).map(([k, v]) => [k, +v.toFixed(2)])),
+    queryMsP50: +percentile(r.query_ms, 50).toFixed(2),
+    queryMsP95: +percentile(r.query_ms, 95).toFixed(2),
+    sessionRunMsP50: r.query_run_ms ? +percentile(r.query_run_ms, 50).toFixed(2) : undefined,
+    peakRssMb: Math.round(r.peak_rss_mb),
+    gflops: +(set.flops / r.corpus_s / 1e9).toFixed(1),
+  };
+}
+
+function printTable(title, table) {
+  const pad = (s, n) => String(s).padEnd(n);
+  console.log(`\n${title}`);
+  console.log(`${pad('runner', 28)}${pad('texts', 7)}${pad('corpus s', 10)}${pad('items/s', 9)}${pad('tokens/s', 10)}${pad('ms/item b1/b8/b32', 20)}${pad('query p50/p95 ms', 18)}${pad('peak MB', 9)}GFLOP/s`);
+  for (const [name, r] of Object.entries(table)) {
+    if (r.error) {
+      console.log(`${pad(name, 28)}failed: ${r.error.slice(0, 100)}`);
+      continue;
+    }
+    const m = r.msPerItem;
+    console.log(`${pad(name, 28)}${pad(r.texts, 7)}${pad(r.corpusSeconds, 10)}${pad(r.itemsPerSecond, 9)}${pad(r.tokensPerSecond, 10)}${pad(`${m[1]}/${m[8]}/${m[32]}`, 20)}${pad(`${r.queryMsP50}/${r.queryMsP95}`, 18)}${pad(r.peakRssMb, 9)}${r.gflops}`);
+  }
+}
+
+/** GFLOP/s of the CodeRankEmbed-shaped NomicBert on one call of 32 texts of 128 tokens. */
+function nomicGflops(modelDir, dtype) {
+  const texts = Array.from({ length: 32 }, () => 'hello '.repeat(126).trim()); // 126 tokens + [CLS] + [SEP]
+  const r = addon({ texts, queries: [], fixed: [], batches: [], modelDir, options: { threads: THREADS, backend: 'cpu', dtype } });
+  if (r.error) return { error: r.error };
+  const shape = { weights: 12 * (4 * 768 * 768 + 3 * 768 * 3072), hidden: 768, layers: 12 };
+  return { seconds: +r.corpus_s.toFixed(2), gflops: +(flops(Array(32).fill(128), shape) / r.corpus_s / 1e9).toFixed(1) };
+}
+
 function main() {
   const started = Date.now();
   const models = prepare();
@@ -111,86 +167,66 @@ function main() {
   const fixed = texts.slice(0, 32);
   const tokenizer = path.join(models.dir, 'tokenizer.json');
   const lengths = python({ mode: 'tokens', tokenizer, texts, max_length: MAX_LENGTH }).lengths;
-  const tokens = lengths.reduce((a, b) => a + b, 0);
   const minilm = { weights: 6 * (4 * 384 * 384 + 2 * 384 * 1536), hidden: 384, layers: 6 };
-  const corpusFlops = flops(lengths, minilm);
+  const corpus = textSet(texts, lengths, minilm);
+  const inSample = (_, i) => i % INT8_SAMPLE_EVERY === 0;
+  const sample = textSet(texts.filter(inSample), lengths.filter(inSample), minilm);
   const peak = cpuPeak();
-  log(`corpus: ${texts.length} symbols from TypeScript's lib .d.ts files, ${tokens} real tokens (truncation ${MAX_LENGTH}); tokens per text p50 ${percentile(lengths, 50)}, p90 ${percentile(lengths, 90)}, p99 ${percentile(lengths, 99)}, max ${Math.max(...lengths)}; ${queries.length} queries`);
+  log(`corpus: ${texts.length} symbols from TypeScript's lib .d.ts files, ${corpus.tokens} real tokens (truncation ${MAX_LENGTH}); tokens per text p50 ${percentile(lengths, 50)}, p90 ${percentile(lengths, 90)}, p99 ${percentile(lengths, 99)}, max ${Math.max(...lengths)}; ${queries.length} queries`);
   log(`cpu: ${peak.model}, ${THREADS} threads, ${peak.lanes} fp32 lanes, ${peak.ghz.toFixed(2)} GHz: fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s (2 FMA units assumed)`);
 
-  const common = { texts, queries, fixed };
   const runs = {};
-  const measure = (name, fn) => {
-    log(`running ${name} ...`);
-    runs[name] = fn();
-    if (runs[name].error) log(`  ${name} failed: ${runs[name].error}`);
+  const measure = (name, set, fn) => {
+    log(`running ${name} on ${set.count} texts ...`);
+    const t = Date.now();
+    const r = fn({ texts: set.texts, queries, fixed });
+    log(r.error ? `  ${name} failed: ${r.error}` : `  ${((Date.now() - t) / 1000).toFixed(0)} s in all`);
+    runs[name] = r.error ? { error: r.error } : { ...row(r, set), tokenizeSeconds: r.tokenize_s };
   };
   const addonOptions = { threads: THREADS, maxLength: MAX_LENGTH, backend: 'cpu' };
   const vectorsOf = (dtype) => path.join(CACHE, `vectors-${dtype}.f32`);
-  measure('addon fp32', () => addon({ ...common, modelDir: models.dir, options: { ...addonOptions, weights: 'safetensors' }, calls32: true, vectorsFile: vectorsOf('fp32') }));
-  measure('addon int8', () => addon({ ...common, modelDir: models.dir, options: { ...addonOptions, weights: 'onnx', onnxFile: 'model_quantized.onnx' } }));
-  measure('addon int8 dynamic', () => addon({ ...common, modelDir: models.dir, options: { ...addonOptions, weights: 'safetensors', dtype: 'int8' }, vectorsFile: vectorsOf('int8') }));
+  const pythonJob = { tokenizer, max_length: MAX_LENGTH, threads: THREADS };
+  measure('addon fp32', corpus, (c) => addon({ ...c, modelDir: models.dir, options: { ...addonOptions, weights: 'safetensors' }, calls32: true, vectorsFile: vectorsOf('fp32') }));
+  measure('addon int8 dynamic', corpus, (c) => addon({ ...c, modelDir: models.dir, options: { ...addonOptions, weights: 'safetensors', dtype: 'int8' }, vectorsFile: vectorsOf('int8') }));
   const int8Fidelity = fidelity(vectorsOf('fp32'), vectorsOf('int8'), 384);
-  measure('transformers.js fp32', () => transformersJs({ ...common, modelRoot: CACHE, modelName: 'minilm', dtype: 'fp32', threads: THREADS }));
-  measure('transformers.js int8', () => transformersJs({ ...common, modelRoot: CACHE, modelName: 'minilm', dtype: 'q8', threads: THREADS }));
-  measure('python onnxruntime fp32', () => python({ ...common, onnx: models.fp32, tokenizer, max_length: MAX_LENGTH, threads: THREADS }));
-  measure('python onnxruntime int8', () => python({ ...common, onnx: models.int8, tokenizer, max_length: MAX_LENGTH, threads: THREADS }));
+  measure('transformers.js fp32', corpus, (c) => transformersJs({ ...c, modelRoot: CACHE, modelName: 'minilm', dtype: 'fp32', threads: THREADS }));
+  measure('python onnxruntime fp32', corpus, (c) => python({ ...c, ...pythonJob, onnx: models.fp32 }));
+  measure('bare onnxruntime sorted', corpus, (c) => python({ ...c, ...pythonJob, onnx: models.fp32, sorted: true }));
+  measure('addon int8 ONNX file', sample, (c) => addon({ ...c, modelDir: models.dir, options: { ...addonOptions, weights: 'onnx', onnxFile: 'model_quantized.onnx' } }));
+  measure('transformers.js int8', sample, (c) => transformersJs({ ...c, modelRoot: CACHE, modelName: 'minilm', dtype: 'q8', threads: THREADS }));
 
-  log('running NomicBert (CodeRankEmbed-shaped, random weights) at batch 32 x 128 tokens ...');
-  const nomicTexts = Array.from({ length: 32 }, () => 'hello '.repeat(126).trim()); // 126 tokens + [CLS] + [SEP]
-  const nomic = addon({ texts: nomicTexts, queries: [], fixed: nomicTexts, modelDir: models.nomic, options: { threads: THREADS, backend: 'cpu' } });
-  const nomicFlops = flops(Array(32).fill(128), { weights: 12 * (4 * 768 * 768 + 3 * 768 * 3072), hidden: 768, layers: 12 });
+  log('running NomicBert (CodeRankEmbed-shaped, random weights) at 32 x 128 tokens, fp32 and int8 ...');
+  const nomic = { fp32: nomicGflops(models.nomic, 'float32'), int8: nomicGflops(models.nomic, 'int8') };
   const matmul = python({ mode: 'matmul' }).gflops;
+  const kernels = runJson(PYTHON, [path.join(__dirname, 'kernels.py')], { input: JSON.stringify({ threads: THREADS, rows: 1024 }) });
 
-  const table = {};
-  for (const [name, r] of Object.entries(runs)) {
-    if (r.error) {
-      table[name] = { error: r.error };
-      continue;
-    }
-    table[name] = {
-      corpusSeconds: +r.corpus_s.toFixed(2),
-      itemsPerSecond: +(texts.length / r.corpus_s).toFixed(1),
-      tokensPerSecond: Math.round(tokens / r.corpus_s),
-      calls32Seconds: r.calls32_s == null ? undefined : +r.calls32_s.toFixed(2),
-      msPerItem: Object.fromEntries(Object.entries(r.batch_ms).map(([k, v]) => [k, +v.toFixed(2)])),
-      queryMsP50: +percentile(r.query_ms, 50).toFixed(2),
-      queryMsP95: +percentile(r.query_ms, 95).toFixed(2),
-      peakRssMb: Math.round(r.peak_rss_mb),
-      gflops: +(corpusFlops / r.corpus_s / 1e9).toFixed(1),
-    };
-  }
-  const speed = (name) => (table[name] && table[name].itemsPerSecond) || NaN;
+  const speed = (name) => (runs[name] && runs[name].itemsPerSecond) || NaN;
   const ratio = (a, b) => +(speed(a) / speed(b)).toFixed(2);
+  const bare = runs['bare onnxruntime sorted'] || {};
   const ratios = {
     transformersJs: ratio('addon fp32', 'transformers.js fp32'),
-    transformersJsInt8: ratio('addon int8', 'transformers.js int8'),
     pythonOnnxruntime: ratio('addon fp32', 'python onnxruntime fp32'),
-    pythonOnnxruntimeInt8: ratio('addon int8', 'python onnxruntime int8'),
-    int8VsFp32: ratio('addon int8', 'addon fp32'),
+    bareSorted: ratio('addon fp32', 'bare onnxruntime sorted'),
     int8DynamicVsFp32: ratio('addon int8 dynamic', 'addon fp32'),
+    transformersJsInt8: ratio('addon int8 ONNX file', 'transformers.js int8'),
+    queryVsBareSessionRun: +((runs['addon fp32'] || {}).queryMsP50 / bare.sessionRunMsP50).toFixed(2),
   };
-  const nomicGflops = nomic.error ? null : +(nomicFlops / (nomic.batch_ms['32'] * 32 / 1000) / 1e9).toFixed(1);
 
-  const pad = (s, n) => String(s).padEnd(n);
-  console.log(`\nall-MiniLM-L6-v2, ${texts.length} code symbols, ${tokens} tokens, ${THREADS} threads, truncation ${MAX_LENGTH}`);
-  console.log(`${pad('runner', 26)}${pad('corpus s', 10)}${pad('items/s', 9)}${pad('tokens/s', 10)}${pad('ms/item b1/b8/b32', 20)}${pad('query p50/p95 ms', 18)}${pad('peak MB', 9)}GFLOP/s`);
-  for (const [name, row] of Object.entries(table)) {
-    if (row.error) {
-      console.log(`${pad(name, 26)}failed: ${row.error.slice(0, 100)}`);
-      continue;
-    }
-    const m = row.msPerItem;
-    console.log(`${pad(name, 26)}${pad(row.corpusSeconds, 10)}${pad(row.itemsPerSecond, 9)}${pad(row.tokensPerSecond, 10)}${pad(`${m[1]}/${m[8]}/${m[32]}`, 20)}${pad(`${row.queryMsP50}/${row.queryMsP95}`, 18)}${pad(row.peakRssMb, 9)}${row.gflops}`);
-  }
-  if (table['addon fp32'] && table['addon fp32'].calls32Seconds) console.log(`addon fp32 in calls of 32: ${table['addon fp32'].calls32Seconds} s`);
-  console.log(`fastembed: not run: it downloads its models from a model hub at run time and cannot load a local snapshot offline`);
-  console.log(`ratios (addon / peer, whole-corpus items/s, same weights): transformers.js ${ratios.transformersJs}x fp32, ${ratios.transformersJsInt8}x int8; python onnxruntime ${ratios.pythonOnnxruntime}x fp32, ${ratios.pythonOnnxruntimeInt8}x int8; addon int8/fp32 ${ratios.int8VsFp32}x`);
+  printTable(`all-MiniLM-L6-v2, ${THREADS} threads, truncation ${MAX_LENGTH}: ${corpus.count} code symbols (${corpus.tokens} tokens); the int8 ONNX file on every ${INT8_SAMPLE_EVERY}th (${sample.count} symbols, ${sample.tokens} tokens)`, runs);
+  if (runs['addon fp32'].calls32Seconds) console.log(`addon fp32 in calls of 32: ${runs['addon fp32'].calls32Seconds} s`);
+  console.log('python onnxruntime: batches of 32 in input order, as transformers.js; bare onnxruntime sorted: the same session on texts sorted by token length, reading the graph\'s pooled output');
+  console.log('fastembed: not run: it downloads its models from a model hub at run time and cannot load a local snapshot offline');
+  console.log(`ratios (addon fp32 / peer, whole-corpus items/s, same weights): transformers.js ${ratios.transformersJs}x, python onnxruntime ${ratios.pythonOnnxruntime}x, bare onnxruntime sorted ${ratios.bareSorted}x; int8 ONNX file: addon / transformers.js ${ratios.transformersJsInt8}x`);
+  console.log(`single query p50: addon ${(runs['addon fp32'] || {}).queryMsP50} ms (tokenisation included), bare session.run ${bare.sessionRunMsP50} ms: ${ratios.queryVsBareSessionRun}x; tokenising the whole corpus takes ${bare.tokenizeSeconds == null ? '?' : bare.tokenizeSeconds.toFixed(2)} s`);
   console.log(`addon int8 dynamic (dtype 'int8' from safetensors): ${ratios.int8DynamicVsFp32}x addon fp32; cosine to fp32 over the corpus: min ${int8Fidelity.min}, p1 ${int8Fidelity.p1}, median ${int8Fidelity.p50}`);
-  console.log(`cpu fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s; one large fp32 MatMul (numpy) ${matmul.toFixed(0)} GFLOP/s; NomicBert 768x12 at 32x128: ${nomicGflops} GFLOP/s (${nomicGflops ? ((nomicGflops / matmul) * 100).toFixed(0) : '?'}% of that MatMul)`);
+  console.log(`cpu fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s; one large fp32 MatMul (numpy) ${matmul.toFixed(0)} GFLOP/s; NomicBert 768x12 at 32x128: fp32 ${nomic.fp32.gflops} GFLOP/s (${((nomic.fp32.gflops / matmul) * 100).toFixed(0)}% of that MatMul), int8 ${nomic.int8.gflops} GFLOP/s (${(nomic.int8.gflops / nomic.fp32.gflops).toFixed(2)}x fp32)`);
+  if (!kernels.error) {
+    const shapes = Object.entries(kernels).map(([shape, k]) => `${shape}: fp32 ${k.fp32}, uint8 weights ${k.uint8} (${(k.uint8 / k.fp32).toFixed(2)}x), int8 weights ${k.int8} (${(k.int8 / k.fp32).toFixed(2)}x)`);
+    console.log(`ONNX Runtime's GEMM ceilings, GFLOP/s (MatMul against DynamicQuantizeMatMul): ${shapes.join('; ')}`);
+  }
   console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (JSON_OUT) {
-    console.log(JSON.stringify({ corpus: { symbols: texts.length, tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length }, cpu: peak, matmulGflops: matmul, nomicGflops, runs: table, ratios, int8Fidelity }));
+    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, runs, ratios, int8Fidelity }));
   }
 }
 

@@ -18,7 +18,7 @@ const job = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
     calls32_s = (performance.now() - t) / 1000;
   }
   const batch_ms = {};
-  for (const n of [1, 8, 32]) {
+  for (const n of job.batches || [1, 8, 32]) {
     t = performance.now();
     for (let r = 0; r < 3; r++) await native.embed(job.fixed.slice(0, n));
     batch_ms[n] = (performance.now() - t) / 3 / n;
