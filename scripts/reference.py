@@ -1,7 +1,8 @@
 """Independent reference embeddings: Python onnxruntime + Python tokenizers + numpy pooling.
 
 Reads JSON from stdin: {"model_dir", "onnx", "texts", "max_length", "pooling": "mean"|"cls",
-optionally "batch" (texts per run, default 16)} and writes {"vectors": [[...], ...]} (L2-normalised) to stdout. Shares no code with the addon.
+optionally "batch" (texts per run, default 16)} and writes {"vectors": [[...], ...]}
+(L2-normalised) to stdout. Shares no code with the addon.
 """
 import json
 import sys
