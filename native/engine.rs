@@ -23,7 +23,8 @@ pub struct Options {
     /// `auto` (safetensors when present, else ONNX), `safetensors` or `onnx`.
     pub weights: Option<String>,
     pub ort_library: Option<PathBuf>,
-    /// `float32` (default); `int8` (ONNX Runtime on the CPU); `float16` (MLX).
+    /// `float32` (the default on the CPU and MLX), `float16` (the default on CUDA; also MLX, and
+    /// the CPU to check it) or `int8` (ONNX Runtime on the CPU); `None`: the backend's default.
     pub dtype: Option<String>,
 }
 
