@@ -9,11 +9,68 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** One vector per text, in input order; runs off the JS thread. */
+/** One loaded model; any number of them live side by side and run at once. */
+export declare class Model {
+  /** Loads the model in `modelDir` (a Hugging Face snapshot). */
+  static load(modelDir: string, options?: InitOptions | undefined | null): Promise<Model>
+  /** One vector per text, in input order; runs off the JS thread. */
+  embed(texts: string[], isQuery?: boolean): Promise<Float32Array[]>
+  /** The same as `embed`, blocking the JS thread: for scripts. */
+  embedSync(texts: string[], isQuery?: boolean): Float32Array[]
+  /** What this model is and where it runs. */
+  info(): ModelInfo
+  /** True only when this model really runs on a GPU. */
+  isGpu(): boolean
+  /** What this model has done since it was loaded. */
+  stats(): ModelStats
+  /**
+   * Frees the model: calls already running finish first, later calls reject with
+   * `ERR_MODEL_CLOSED`. Resolves once the memory is released; closing twice is harmless.
+   */
+  close(): Promise<void>
+}
+
+export interface ConfigSources {
+  backend: 'option' | 'env' | 'default'
+  dtype: 'option' | 'env' | 'default'
+  threads: 'option' | 'env' | 'default'
+  maxLength: 'option' | 'env' | 'default'
+  batchTokens: 'option' | 'env' | 'default'
+  gpuMemoryLimit: 'option' | 'env' | 'default'
+}
+
+/** One vector per text, in input order, from the default model; runs off the JS thread. */
 export declare function embed(texts: string[], isQuery?: boolean): Promise<Float32Array[]>
 
 /** The same as `embed`, blocking the JS thread: for scripts. */
 export declare function embedSync(texts: string[], isQuery?: boolean): Float32Array[]
+
+/** The `code` of every `Error` the addon throws, stable across versions. */
+export declare enum ErrorCode {
+  /** A file of the model snapshot is missing, unreadable or malformed. */
+  ErrModelFile = 'ERR_MODEL_FILE',
+  /** A well-formed snapshot of a model (architecture, pooling, input) the addon cannot run. */
+  ErrUnsupportedModel = 'ERR_UNSUPPORTED_MODEL',
+  /** No ONNX Runtime library could be loaded, or a second one was asked for. */
+  ErrOrtLibrary = 'ERR_ORT_LIBRARY',
+  /** The backend asked for cannot run here. */
+  ErrBackendUnavailable = 'ERR_BACKEND_UNAVAILABLE',
+  /** ONNX Runtime or MLX failed while running. */
+  ErrRuntime = 'ERR_RUNTIME',
+  /** Out of memory even for one text. */
+  ErrOutOfMemory = 'ERR_OUT_OF_MEMORY',
+  ErrTokenizer = 'ERR_TOKENIZER',
+  /** A bad argument or option. */
+  ErrInput = 'ERR_INPUT',
+  /** A malformed `SEMANTIC_SEARCH_*` environment variable. */
+  ErrEnv = 'ERR_ENV',
+  /** `embed` or `info` before `init`. */
+  ErrNotLoaded = 'ERR_NOT_LOADED',
+  /** A call on a `Model` after `close()`. */
+  ErrModelClosed = 'ERR_MODEL_CLOSED',
+  /** A bug: please report it. */
+  ErrInternal = 'ERR_INTERNAL',
+}
 
 /**
  * Writes the graph built from `modelDir`'s model.safetensors as an ONNX file (outputs
@@ -22,19 +79,33 @@ export declare function embedSync(texts: string[], isQuery?: boolean): Float32Ar
  */
 export declare function exportOnnx(modelDir: string, file: string, options?: InitOptions | undefined | null): void
 
-/** What was loaded and where it runs. */
+/** What the default model is and where it runs. */
 export declare function info(): ModelInfo
 
-/** Loads the model in `modelDir` (a Hugging Face snapshot); a second call replaces the model. */
+/**
+ * Loads the model in `modelDir` (a Hugging Face snapshot) as the default model of `embed`,
+ * `info`, `isGpu` and `stats`; a second call replaces it.
+ */
 export declare function init(modelDir: string, options?: InitOptions | undefined | null): Promise<ModelInfo>
 
 export interface InitOptions {
+  /** Where the model runs (default `$SEMANTIC_SEARCH_BACKEND`, else `auto`). */
   backend?: 'auto' | 'cpu' | 'cuda' | 'mlx'
-  /** Truncation in tokens (default: the snapshot's max_seq_length, else the trained maximum). */
+  /**
+   * Truncation in tokens (default `$SEMANTIC_SEARCH_MAX_LENGTH`, else the snapshot's
+   * max_seq_length, else the trained maximum).
+   */
   maxLength?: number
-  /** Token budget (rows × padded length) of one forward pass. */
+  /**
+   * Token budget (rows × padded length) of one forward pass (default
+   * `$SEMANTIC_SEARCH_BATCH_TOKENS`, else 1024 on the CPU, 16384 on a GPU). On the CPU this
+   * is also the memory limit: activations of one micro-batch at a time.
+   */
   batchTokens?: number
-  /** ONNX Runtime intra-op threads (default: physical cores). */
+  /**
+   * ONNX Runtime intra-op threads in a pool of this model's own (default
+   * `$SEMANTIC_SEARCH_THREADS`; unset: the process's shared pool, a thread per physical core).
+   */
   threads?: number
   /** Which `.onnx` file of the snapshot to run (relative to it or to its `onnx/` folder). */
   onnxFile?: string
@@ -43,14 +114,19 @@ export interface InitOptions {
   /** Path of the `libonnxruntime` shared library to load. */
   ortLibrary?: string
   /**
-   * Precision of the graph built from model.safetensors: `float32` (default on the CPU and
-   * MLX); `float16` (default on CUDA; also MLX, and the CPU for checking); `int8` (dynamic
-   * quantisation, ONNX Runtime on the CPU).
+   * Precision of the graph built from model.safetensors (default `$SEMANTIC_SEARCH_DTYPE`):
+   * `float32` (default on the CPU and MLX); `float16` (default on CUDA; also MLX, and the CPU
+   * for checking); `int8` (dynamic quantisation, ONNX Runtime on the CPU).
    */
   dtype?: 'float32' | 'int8' | 'float16'
+  /**
+   * Cap of GPU memory, in bytes or as `'4GB'` / `'512MiB'` (default
+   * `$SEMANTIC_SEARCH_GPU_MEMORY_LIMIT`): CUDA's arena, or MLX's memory and cache limits.
+   */
+  gpuMemoryLimit?: number | string
 }
 
-/** True only when the model really runs on a GPU. */
+/** True only when the default model really runs on a GPU. */
 export declare function isGpu(): boolean
 
 export interface ModelInfo {
@@ -66,13 +142,40 @@ export interface ModelInfo {
   ortVersion?: string
   ortLibrary?: string
   threads: number
+  /**
+   * `shared`: the process's pool, which every model without `threads` uses; `own`: this
+   * model's pool of `threads`.
+   */
+  threadPool: 'shared' | 'own'
   batchTokens: number
+  /** The GPU memory cap in bytes, when one was set. */
+  gpuMemoryLimit?: number
   /** Why the CUDA provider is not used, when `backend: 'auto'` could have used it. */
   cudaUnavailable?: string
   /** Why MLX is not used, when `backend: 'auto'` on Apple Silicon could have used it. */
   mlxUnavailable?: string
   /** The precision that runs; absent for an ONNX file, which runs as it is. */
   dtype?: 'float32' | 'float16' | 'int8'
+  /** Where each setting came from: the options, a `SEMANTIC_SEARCH_*` variable, or the default. */
+  sources: ConfigSources
+}
+
+/** What one model has done since it was loaded. */
+export interface ModelStats {
+  /** `embed`/`embedSync` calls, failed ones included. */
+  calls: number
+  texts: number
+  /** Tokens the tokenizer produced (special tokens and prompts included, after truncation). */
+  tokens: number
+  /** Rows × padded length over every forward pass: what the backend computed. */
+  paddedTokens: number
+  forwardPasses: number
+  /** Micro-batches that ran out of memory and were split in two. */
+  oomRetries: number
+  tokenizeSeconds: number
+  backendSeconds: number
+  /** The message of the last failed call. */
+  lastError?: string
 }
 
 /** The ONNX Runtime library this process uses (loading it if needed) and what it can run on. */
@@ -85,3 +188,6 @@ export interface RuntimeInfo {
   /** `None` when the CUDA provider starts here; else why it cannot. */
   cudaUnavailable?: string
 }
+
+/** What the default model has done since `init`. */
+export declare function stats(): ModelStats

@@ -835,10 +835,13 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.Model = nativeBinding.Model
 module.exports.embed = nativeBinding.embed
 module.exports.embedSync = nativeBinding.embedSync
+module.exports.ErrorCode = nativeBinding.ErrorCode
 module.exports.exportOnnx = nativeBinding.exportOnnx
 module.exports.info = nativeBinding.info
 module.exports.init = nativeBinding.init
 module.exports.isGpu = nativeBinding.isGpu
 module.exports.runtimeInfo = nativeBinding.runtimeInfo
+module.exports.stats = nativeBinding.stats

@@ -1,6 +1,7 @@
 // The TypeScript wrapper keeps the embedder API the semantic-search code calls.
 import { defaultModelDir, Embedder } from '../js/embedder';
-import { cosine, requireModel, TEXTS } from './helpers';
+import * as fs from 'fs';
+import { cosine, maxAbsDiff, randomNomicDir, requireModel, TEXTS } from './helpers';
 
 describe('Embedder', () => {
   const modelDir = requireModel();
@@ -40,6 +41,39 @@ describe('Embedder', () => {
 
   test('embed before init() says to call init()', async () => {
     await expect(new Embedder({ modelDir }).embed(['x'])).rejects.toThrow(/call and await init\(\)/);
+  });
+
+  test('two Embedders of different models in one process each give their own vectors', async () => {
+    const nomicDir = randomNomicDir(11);
+    try {
+      const single = async (dir: string) => {
+        const e = new Embedder({ modelDir: dir });
+        await e.init();
+        const v = await e.embedFloat32(TEXTS);
+        await e.close();
+        return v;
+      };
+      const [bertAlone, nomicAlone] = [await single(modelDir), await single(nomicDir)];
+      const bert = new Embedder({ modelDir });
+      const nomic = new Embedder({ modelDir: nomicDir });
+      await bert.init();
+      await nomic.init();
+      const [b, n] = await Promise.all([bert.embedFloat32(TEXTS), nomic.embedFloat32(TEXTS)]);
+      expect([b[0].length, n[0].length]).toEqual([384, 128]);
+      b.forEach((v, i) => expect(maxAbsDiff(v, bertAlone[i])).toBeLessThanOrEqual(1e-6));
+      n.forEach((v, i) => expect(maxAbsDiff(v, nomicAlone[i])).toBeLessThanOrEqual(1e-6));
+      expect([bert.info().arch, nomic.info().arch]).toEqual(['bert', 'nomic_bert']);
+      await Promise.all([bert.close(), nomic.close()]);
+      await expect(bert.embed(['x'])).rejects.toThrow(/call and await init\(\)/);
+    } finally {
+      fs.rmSync(nomicDir, { recursive: true, force: true });
+    }
+  });
+
+  test('models and modelDir together, an empty list, or a bad weight are refused', () => {
+    expect(() => new Embedder({ modelDir, models: [{ modelDir }] })).toThrow(/either modelDir or models/);
+    expect(() => new Embedder({ models: [] })).toThrow(/models is empty/);
+    expect(() => new Embedder({ models: [{ modelDir, weight: 0 }] })).toThrow(/weight .* must be a positive number/);
   });
 
   test('the default model directory comes from SEMANTIC_SEARCH_MODEL_DIR, else the user cache', () => {

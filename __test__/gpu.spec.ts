@@ -1,7 +1,8 @@
 // Provider choice tells the truth: on a machine whose ONNX Runtime has no CUDA provider, `auto`
-// runs on the CPU and says why, `cuda` fails with that reason, and out of memory is survived.
+// runs on the CPU and says why, and `cuda` fails with that reason. (Out-of-memory retries are
+// tested in Rust with a fake backend: tests/engine.rs.)
 import * as native from '../index';
-import { APPLE_SILICON, maxAbsDiff, requireModel, runNode, TEXTS } from './helpers';
+import { APPLE_SILICON, requireModel, runNode } from './helpers';
 
 // onnxruntime-node's library offers the CUDA provider but ships without its libraries when
 // installed with ONNXRUNTIME_NODE_INSTALL=skip; other libraries do not offer it at all.
@@ -42,38 +43,6 @@ describe('provider selection without a usable GPU', () => {
     expect(rt.version).toMatch(/^1\.\d+/);
     expect(rt.providers).toContain('CPUExecutionProvider');
     expect(rt.cudaUnavailable).toMatch(UNUSABLE);
-  });
-});
-
-describe('out of memory in the backend', () => {
-  // The seam is read at init from the process environment, which Jest sandboxes: child processes.
-  const inject = (rows: number, script: string) =>
-    runNode(script, { env: { ...process.env, SEMANTIC_SEARCH_NATIVE_INJECT_OOM_ROWS: String(rows) } });
-  const modelDir = JSON.stringify(requireModel());
-
-  test('halves the micro-batch and still returns every vector', async () => {
-    await native.init(requireModel());
-    const expected = (await native.embed(TEXTS)).map((v) => Array.from(v));
-    // every forward pass of more than 2 rows fails as out of memory
-    const run = inject(2, `
-      const n = require('.');
-      n.init(${modelDir}).then(() => n.embed(${JSON.stringify(TEXTS)}))
-        .then((v) => console.log(JSON.stringify(v.map((x) => Array.from(x)))), (e) => console.log('failed', e.message));
-    `);
-    const vectors: number[][] = JSON.parse(run.stdout);
-    expect(vectors).toHaveLength(TEXTS.length);
-    vectors.forEach((v, i) => expect(maxAbsDiff(v, expected[i])).toBeLessThanOrEqual(1e-5));
-  });
-
-  test('reports a clear error when even one text does not fit, and the process goes on', () => {
-    const run = inject(0, `
-      const n = require('.');
-      n.init(${modelDir}).then(() => n.embed(['fn main() {}'])).then(() => console.log('resolved'), (e) => console.log(e.message))
-        .then(() => console.log('alive'));
-    `);
-    expect(run.stdout).toMatch(/out of memory: .*even a single text of \d+ tokens did not fit: lower maxLength/);
-    expect(run.stdout).toContain('alive');
-    expect(run.status).toBe(0);
   });
 });
 

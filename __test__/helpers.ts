@@ -91,3 +91,92 @@ export const TEXTS: string[] = [
   'x',
   'interface Point { x: number; y: number }',
 ];
+
+/** Deterministic values in [-1, 1) (a 32-bit LCG): test weights without a dependency. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 31 - 1;
+  };
+}
+
+/** Writes float32 tensors as a safetensors file. */
+export function writeSafetensors(file: string, tensors: Array<[string, number[], Float32Array]>): void {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, shape, data] of tensors) {
+    header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + data.byteLength] };
+    offset += data.byteLength;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(json.length));
+  fs.writeFileSync(file, Buffer.concat([size, Buffer.from(json), ...tensors.map(([, , d]) => Buffer.from(d.buffer, d.byteOffset, d.byteLength))]));
+}
+
+/**
+ * A NomicBert snapshot (CodeRankEmbed's layout: CLS pooling, its query prompt) with small random
+ * weights, `hidden` wide, and MiniLM's tokenizer: a second architecture for tests.
+ */
+export function randomNomicDir(seed: number, hidden = 128): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssn-nomic-'));
+  const [heads, layers, inner, vocab] = [4, 2, 2 * hidden, 30528];
+  const next = random(seed);
+  const values = (n: number, center: number, scale: number) => Float32Array.from({ length: n }, () => center + next() * scale);
+  const linear = (out: number, inp: number) => values(out * inp, 0, Math.sqrt(3 / inp));
+  const tensors: Array<[string, number[], Float32Array]> = [
+    ['embeddings.word_embeddings.weight', [vocab, hidden], values(vocab * hidden, 0, 1)],
+    ['embeddings.token_type_embeddings.weight', [2, hidden], values(2 * hidden, 0, 1)],
+    ['emb_ln.weight', [hidden], values(hidden, 1, 0.3)],
+    ['emb_ln.bias', [hidden], values(hidden, 0, 0.3)],
+  ];
+  for (let l = 0; l < layers; l++) {
+    const p = `encoder.layers.${l}`;
+    tensors.push([`${p}.attn.Wqkv.weight`, [3 * hidden, hidden], linear(3 * hidden, hidden)]);
+    tensors.push([`${p}.attn.out_proj.weight`, [hidden, hidden], linear(hidden, hidden)]);
+    tensors.push([`${p}.mlp.fc11.weight`, [inner, hidden], linear(inner, hidden)]);
+    tensors.push([`${p}.mlp.fc12.weight`, [inner, hidden], linear(inner, hidden)]);
+    tensors.push([`${p}.mlp.fc2.weight`, [hidden, inner], linear(hidden, inner)]);
+    for (const norm of ['norm1', 'norm2']) {
+      tensors.push([`${p}.${norm}.weight`, [hidden], values(hidden, 1, 0.3)]);
+      tensors.push([`${p}.${norm}.bias`, [hidden], values(hidden, 0, 0.3)]);
+    }
+  }
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  const config = {
+    model_type: 'nomic_bert', vocab_size: vocab, n_embd: hidden, n_head: heads, n_layer: layers, n_inner: inner,
+    n_positions: 8192, max_trained_positions: 2048, type_vocab_size: 2, layer_norm_epsilon: 1e-12,
+    rotary_emb_fraction: 1.0, rotary_emb_base: 1000, rotary_emb_interleaved: false, qkv_proj_bias: false,
+    mlp_fc1_bias: false, mlp_fc2_bias: false, activation_function: 'swiglu', prenorm: false,
+  };
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+  fs.copyFileSync(path.join(requireModel(), 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+  fs.mkdirSync(path.join(dir, '1_Pooling'));
+  fs.writeFileSync(path.join(dir, '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: hidden, pooling_mode_cls_token: true }));
+  fs.writeFileSync(
+    path.join(dir, 'config_sentence_transformers.json'),
+    JSON.stringify({ prompts: { query: 'Represent this query for searching relevant code: ', document: '' } }),
+  );
+  return dir;
+}
+
+/** Token counts of `texts` from the Hugging Face `tokenizers` package (Python), truncated at `maxLength`. */
+export function pythonTokenCounts(tokenizerJson: string, texts: string[], maxLength: number): number[] {
+  const script = `
+import json, sys
+from tokenizers import Tokenizer
+job = json.load(sys.stdin)
+t = Tokenizer.from_file(job["tokenizer"])
+t.no_padding()
+t.enable_truncation(job["max_length"])
+print(json.dumps([len(e.ids) for e in t.encode_batch(job["texts"])]))
+`;
+  const run = spawnSync(path.join(ROOT, '.cache', 'venv', 'bin', 'python'), ['-c', script], {
+    input: JSON.stringify({ tokenizer: tokenizerJson, texts, max_length: maxLength }),
+    encoding: 'utf8',
+  });
+  if (run.status !== 0) throw new Error(`tokenizers failed: ${run.stderr}`);
+  return JSON.parse(run.stdout);
+}

@@ -1,5 +1,5 @@
 // Prints what this machine can run: the ONNX Runtime library, its providers, the GPU, and,
-// given a model directory, where that model would run and why.
+// given a model directory, where that model runs and why, and its figures after a short run.
 // Usage: npm run doctor -- [modelDir]
 import { execFileSync } from 'child_process';
 import * as native from '../index';
@@ -23,13 +23,30 @@ async function main(): Promise<void> {
   console.log(`CUDA           ${rt.cudaUnavailable ? `not usable: ${rt.cudaUnavailable}` : 'usable'}`);
   const modelDir = process.argv[2] || process.env.SEMANTIC_SEARCH_MODEL_DIR;
   if (modelDir) {
-    const info = await native.init(modelDir);
+    const model = await native.Model.load(modelDir);
+    const info = model.info();
     console.log(`model          ${info.arch}, ${info.dim}-dim, ${info.weights}`);
-    console.log(`runs on        ${info.backend} (${info.device}), ${info.threads} threads, batches of ${info.batchTokens} tokens`);
+    console.log(`runs on        ${info.backend} (${info.device}), ${info.threads} threads (${info.threadPool} pool), batches of ${info.batchTokens} tokens`);
+    const set = Object.entries(info.sources).filter(([, source]) => source !== 'default');
+    console.log(`settings from  ${set.length ? set.map(([name, source]) => `${name}: ${source}`).join(', ') : 'defaults'}`);
     if (info.mlxUnavailable) console.log(`MLX fallback   ${info.mlxUnavailable}`);
     if (info.cudaUnavailable) console.log(`CUDA fallback  ${info.cudaUnavailable}`);
+    await model.embed(SAMPLE);
+    await model.embed(['find where texts are split into batches'], true);
+    const s = model.stats();
+    console.log(`test run       ${s.calls} calls, ${s.texts} texts, ${s.tokens} tokens (${s.paddedTokens} padded), ${s.forwardPasses} forward passes, ${s.oomRetries} out-of-memory retries`);
+    console.log(`time           tokenising ${(s.tokenizeSeconds * 1000).toFixed(1)} ms, backend ${(s.backendSeconds * 1000).toFixed(1)} ms`);
+    await model.close();
   }
 }
+
+// A short run of code and prose of different lengths.
+const SAMPLE = [
+  'function add(a: number, b: number): number { return a + b; }',
+  'Reads a file and returns its lines.',
+  'class Stack<T> { private items: T[] = []; push(x: T) { this.items.push(x); } pop(): T | undefined { return this.items.pop(); } }',
+  'def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a',
+];
 
 main().catch((e: Error) => {
   console.error(`doctor: ${e.message}`);

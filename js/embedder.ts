@@ -1,19 +1,40 @@
 // The embedder API the semantic-search code already calls: `init()` then `embed(texts, isQuery)`.
-// The model is loaded once per process by the native addon; this class only keeps its options.
+// Each Embedder holds its own native models, so embedders of different models live side by
+// side; with several models it concatenates their vectors into one.
 import * as os from 'os';
 import * as path from 'path';
 import * as native from '../index';
-import type { InitOptions, ModelInfo } from '../index';
+import type { InitOptions, ModelInfo, ModelStats } from '../index';
 
-export type { InitOptions, ModelInfo };
+export type { InitOptions, ModelInfo, ModelStats };
+
+/** One model of a concatenating Embedder. */
+export interface ModelSpec extends InitOptions {
+  modelDir: string;
+  /** Its unit vector is scaled by this before concatenation (default 1). */
+  weight?: number;
+}
 
 export interface EmbedderOptions extends InitOptions {
   /** A Hugging Face snapshot; default `$SEMANTIC_SEARCH_MODEL_DIR`, else ~/.cache/semantic-search/models/CodeRankEmbed. */
   modelDir?: string;
+  /** Several models whose vectors are concatenated in this order (the options above apply to each unless it sets its own). */
+  models?: ModelSpec[];
+}
+
+export interface EmbedderPart {
+  modelDir: string;
+  weight: number;
+  info: ModelInfo;
+}
+
+/** With one model, that model's info; with several, the first part's, with `dim` the total. */
+export interface EmbedderInfo extends ModelInfo {
+  parts: EmbedderPart[];
 }
 
 export interface EmbedCallOptions {
-  /** Called after each chunk of texts with how many are done and how many there are. */
+  /** Called after each chunk of texts with how many are done (by every model) and how many there are. */
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -28,19 +49,37 @@ export function defaultModelDir(): string {
   );
 }
 
+interface Part {
+  spec: Required<Pick<ModelSpec, 'modelDir' | 'weight'>> & InitOptions;
+  model: native.Model | null;
+}
+
 export class Embedder {
-  private readonly modelDir: string;
-  private readonly initOptions: InitOptions;
-  private loaded: ModelInfo | null = null;
+  private readonly parts: Part[];
 
   constructor(options: EmbedderOptions = {}) {
-    const { modelDir, ...initOptions } = options;
-    this.modelDir = modelDir ?? defaultModelDir();
-    this.initOptions = initOptions;
+    const { modelDir, models, ...shared } = options;
+    if (models !== undefined && modelDir !== undefined) {
+      throw new Error('Embedder: give either modelDir or models, not both');
+    }
+    const specs = models ?? [{ modelDir: modelDir ?? defaultModelDir() }];
+    if (specs.length === 0) throw new Error('Embedder: models is empty; name at least one { modelDir }');
+    this.parts = specs.map(({ weight = 1, ...spec }) => {
+      if (!(Number.isFinite(weight) && weight > 0)) {
+        throw new Error(`Embedder: the weight of ${spec.modelDir} must be a positive number, got ${weight}`);
+      }
+      return { spec: { ...shared, ...spec, weight }, model: null };
+    });
   }
 
+  /** Loads every model, one after another (so peak memory is one model's load at a time). */
   async init(): Promise<void> {
-    this.loaded = await native.init(this.modelDir, this.initOptions);
+    for (const part of this.parts) {
+      const { modelDir, weight: _weight, ...options } = part.spec;
+      const loaded = await native.Model.load(modelDir, options);
+      await part.model?.close();
+      part.model = loaded;
+    }
   }
 
   /** One unit-length vector per text, as plain arrays. */
@@ -49,45 +88,89 @@ export class Embedder {
     return vectors.map((v) => Array.from(v));
   }
 
-  /** The same vectors as views of one buffer, without copies. */
+  /** The same vectors as views of one buffer, without copies (one model) or with one (several). */
   async embedFloat32(texts: string[], isQuery = false, options: EmbedCallOptions = {}): Promise<Float32Array[]> {
-    this.requireInit();
-    if (!options.onProgress) {
-      return native.embed(texts, isQuery);
-    }
-    return embedInChunks(texts, isQuery, options.onProgress);
+    const models = this.models();
+    const all = (chunk: string[]) => embedAll(models, this.parts, chunk, isQuery);
+    if (!options.onProgress || !Array.isArray(texts)) return all(texts);
+    return inChunks(texts, all, options.onProgress);
   }
 
+  /** True when a model of this embedder runs on a GPU. */
   isGpu(): boolean {
-    return native.isGpu();
+    return this.parts.some((p) => p.model?.isGpu() ?? false);
   }
 
-  info(): ModelInfo {
-    this.requireInit();
-    return native.info();
+  info(): EmbedderInfo {
+    const models = this.models();
+    const parts = this.parts.map((p, i) => ({ modelDir: p.spec.modelDir, weight: p.spec.weight, info: models[i].info() }));
+    const dim = parts.reduce((sum, p) => sum + p.info.dim, 0);
+    return { ...parts[0].info, dim, parts };
   }
 
-  private requireInit(): void {
-    if (!this.loaded) {
-      throw new Error('Embedder: call and await init() before embed() or info()');
+  /** Each model's counters, in the order of `info().parts`. */
+  stats(): ModelStats[] {
+    return this.models().map((m) => m.stats());
+  }
+
+  /** Frees the models; later calls say to call init() again. */
+  async close(): Promise<void> {
+    for (const part of this.parts) {
+      const model = part.model;
+      part.model = null;
+      await model?.close();
     }
+  }
+
+  private models(): native.Model[] {
+    return this.parts.map((p) => {
+      if (!p.model) throw new Error('Embedder: call and await init() before embed() or info()');
+      return p.model;
+    });
   }
 }
 
-async function embedInChunks(
+/** Each model's vectors of `texts`; with several models, their weighted concatenation, L2-normalised. */
+async function embedAll(models: native.Model[], parts: Part[], texts: string[], isQuery: boolean): Promise<Float32Array[]> {
+  if (models.length === 1) return models[0].embed(texts, isQuery);
+  const each = await Promise.all(models.map((m) => m.embed(texts, isQuery)));
+  return concatenate(each, parts.map((p) => p.spec.weight));
+}
+
+export function concatenate(each: Float32Array[][], weights: number[]): Float32Array[] {
+  const count = each[0].length;
+  const dims = each.map((vectors) => vectors[0]?.length ?? 0);
+  const dim = dims.reduce((a, b) => a + b, 0);
+  const buffer = new Float32Array(count * dim);
+  const result: Float32Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const out = buffer.subarray(i * dim, (i + 1) * dim);
+    let offset = 0;
+    each.forEach((vectors, k) => {
+      const v = vectors[i];
+      for (let j = 0; j < v.length; j++) out[offset + j] = v[j] * weights[k];
+      offset += v.length;
+    });
+    let norm = 0;
+    for (let j = 0; j < dim; j++) norm += out[j] * out[j];
+    norm = Math.sqrt(norm);
+    for (let j = 0; j < dim; j++) out[j] /= norm;
+    result.push(out);
+  }
+  return result;
+}
+
+async function inChunks(
   texts: string[],
-  isQuery: boolean,
+  embed: (chunk: string[]) => Promise<Float32Array[]>,
   onProgress: (done: number, total: number) => void,
 ): Promise<Float32Array[]> {
-  if (!Array.isArray(texts)) {
-    return native.embed(texts, isQuery); // the addon's own error names the problem
-  }
   const order = texts.map((_, i) => i).sort((a, b) => String(texts[b]).length - String(texts[a]).length);
   const result = new Array<Float32Array>(texts.length);
   onProgress(0, texts.length);
   for (let start = 0; start < order.length; start += PROGRESS_CHUNK) {
     const rows = order.slice(start, start + PROGRESS_CHUNK);
-    const vectors = await native.embed(rows.map((i) => texts[i]), isQuery);
+    const vectors = await embed(rows.map((i) => texts[i]));
     rows.forEach((row, k) => (result[row] = vectors[k]));
     onProgress(Math.min(start + PROGRESS_CHUNK, texts.length), texts.length);
   }

@@ -1,5 +1,9 @@
 //! The model's architecture and sizes, read from `config.json`.
+use std::path::Path;
+
 use serde::Deserialize;
+
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arch {
@@ -75,25 +79,27 @@ pub enum ModelConfig {
 }
 
 impl ModelConfig {
-    /// Parses `config.json`; the error says which `model_type` or field is the problem.
-    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
+    /// Parses `config.json` (`path` names it in errors); the error says which `model_type` or
+    /// field is the problem.
+    pub fn from_json(path: &Path, text: &str) -> Result<Self> {
         #[derive(Deserialize)]
         struct Kind {
             model_type: Option<String>,
         }
-        let kind: Kind =
-            serde_json::from_str(text).map_err(|e| format!("is not valid JSON ({e})"))?;
+        let malformed = |what: String| Error::model_file(path, what);
+        let kind: Kind = serde_json::from_str(text)
+            .map_err(|e| malformed(format!("is not valid JSON ({e})")))?;
         match kind.model_type.as_deref() {
             Some("bert") => serde_json::from_str(text)
                 .map(ModelConfig::Bert)
-                .map_err(|e| format!("is not a valid BERT config ({e})")),
+                .map_err(|e| malformed(format!("is not a valid BERT config ({e})"))),
             Some("nomic_bert") => serde_json::from_str(text)
                 .map(ModelConfig::NomicBert)
-                .map_err(|e| format!("is not a valid NomicBert config ({e})")),
-            Some(other) => Err(format!(
+                .map_err(|e| malformed(format!("is not a valid NomicBert config ({e})"))),
+            Some(other) => Err(Error::unsupported(path, format!(
                 "has model_type \"{other}\", which this addon does not support (supported: \"bert\", \"nomic_bert\")"
-            )),
-            None => Err("has no \"model_type\" (expected \"bert\" or \"nomic_bert\")".into()),
+            ))),
+            None => Err(malformed("has no \"model_type\" (expected \"bert\" or \"nomic_bert\")".into())),
         }
     }
 
@@ -154,20 +160,28 @@ mod tests {
     fn nomic_truncation_never_exceeds_trained_positions() {
         let json = r#"{"model_type":"nomic_bert","vocab_size":30528,"n_embd":768,"n_layer":12,
             "n_head":12,"n_positions":8192,"max_trained_positions":2048}"#;
-        let config = ModelConfig::from_json(json).unwrap();
+        let config = ModelConfig::from_json(Path::new("config.json"), json).unwrap();
         assert_eq!(config.arch(), Arch::NomicBert);
         assert_eq!(config.max_trained_tokens(), 2048);
     }
 
     #[test]
     fn unknown_model_type_is_named_in_the_error() {
-        let err = ModelConfig::from_json(r#"{"model_type":"gpt2"}"#).unwrap_err();
+        let err = ModelConfig::from_json(Path::new("config.json"), r#"{"model_type":"gpt2"}"#)
+            .unwrap_err();
+        assert_eq!(err.code(), "ERR_UNSUPPORTED_MODEL");
+        let err = err.to_string();
         assert!(err.contains("\"gpt2\""), "{err}");
     }
 
     #[test]
     fn missing_field_is_named_in_the_error() {
-        let err = ModelConfig::from_json(r#"{"model_type":"bert","vocab_size":10}"#).unwrap_err();
+        let err = ModelConfig::from_json(
+            Path::new("config.json"),
+            r#"{"model_type":"bert","vocab_size":10}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("hidden_size"), "{err}");
     }
 }

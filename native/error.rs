@@ -1,10 +1,21 @@
 use std::path::{Path, PathBuf};
 
-/// Every failure the addon reports; each message says what was wrong and what to do.
+/// Every failure the addon reports; each message says what was wrong and what to do, and each
+/// kind has a stable `code` that JavaScript sees as `error.code`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A file of the snapshot is missing, unreadable or malformed.
     #[error("{}: {what}", path.display())]
     ModelFile { path: PathBuf, what: String },
+    /// A well-formed snapshot of a model this addon cannot run.
+    #[error("{}: {what}", path.display())]
+    UnsupportedModel { path: PathBuf, what: String },
+    /// No ONNX Runtime library could be loaded, or a second one was asked for.
+    #[error("{0}")]
+    OrtLibrary(String),
+    /// The backend asked for cannot run here (no CUDA provider, no MLX in this build).
+    #[error("{0}")]
+    BackendUnavailable(String),
     #[error("{0}")]
     Runtime(String),
     #[error("ONNX Runtime failed: {0}")]
@@ -15,11 +26,66 @@ pub enum Error {
     Tokenizer(String),
     #[error("{0}")]
     Input(String),
+    /// A `SEMANTIC_SEARCH_*` variable holds a value that cannot be used.
+    #[error("{var} {what}")]
+    Env { var: String, what: String },
+    #[error("{0}")]
+    NotLoaded(String),
+    #[error("{0}")]
+    Closed(String),
     #[error("internal error (please report it): {0}")]
     Internal(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The `code` of every `Error` the addon throws, stable across versions.
+#[napi_derive::napi(string_enum = "UPPER_SNAKE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// A file of the model snapshot is missing, unreadable or malformed.
+    ErrModelFile,
+    /// A well-formed snapshot of a model (architecture, pooling, input) the addon cannot run.
+    ErrUnsupportedModel,
+    /// No ONNX Runtime library could be loaded, or a second one was asked for.
+    ErrOrtLibrary,
+    /// The backend asked for cannot run here.
+    ErrBackendUnavailable,
+    /// ONNX Runtime or MLX failed while running.
+    ErrRuntime,
+    /// Out of memory even for one text.
+    ErrOutOfMemory,
+    ErrTokenizer,
+    /// A bad argument or option.
+    ErrInput,
+    /// A malformed `SEMANTIC_SEARCH_*` environment variable.
+    ErrEnv,
+    /// `embed` or `info` before `init`.
+    ErrNotLoaded,
+    /// A call on a `Model` after `close()`.
+    ErrModelClosed,
+    /// A bug: please report it.
+    ErrInternal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::ErrModelFile => "ERR_MODEL_FILE",
+            ErrorCode::ErrUnsupportedModel => "ERR_UNSUPPORTED_MODEL",
+            ErrorCode::ErrOrtLibrary => "ERR_ORT_LIBRARY",
+            ErrorCode::ErrBackendUnavailable => "ERR_BACKEND_UNAVAILABLE",
+            ErrorCode::ErrRuntime => "ERR_RUNTIME",
+            ErrorCode::ErrOutOfMemory => "ERR_OUT_OF_MEMORY",
+            ErrorCode::ErrTokenizer => "ERR_TOKENIZER",
+            ErrorCode::ErrInput => "ERR_INPUT",
+            ErrorCode::ErrEnv => "ERR_ENV",
+            ErrorCode::ErrNotLoaded => "ERR_NOT_LOADED",
+            ErrorCode::ErrModelClosed => "ERR_MODEL_CLOSED",
+            ErrorCode::ErrInternal => "ERR_INTERNAL",
+        }
+    }
+}
 
 impl Error {
     pub fn model_file(path: &Path, what: impl Into<String>) -> Self {
@@ -28,10 +94,74 @@ impl Error {
             what: what.into(),
         }
     }
+
+    pub fn unsupported(path: &Path, what: impl Into<String>) -> Self {
+        Error::UnsupportedModel {
+            path: path.to_path_buf(),
+            what: what.into(),
+        }
+    }
+
+    /// The stable name of this kind of failure.
+    pub fn code(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    pub fn kind(&self) -> ErrorCode {
+        match self {
+            Error::ModelFile { .. } => ErrorCode::ErrModelFile,
+            Error::UnsupportedModel { .. } => ErrorCode::ErrUnsupportedModel,
+            Error::OrtLibrary(_) => ErrorCode::ErrOrtLibrary,
+            Error::BackendUnavailable(_) => ErrorCode::ErrBackendUnavailable,
+            Error::Runtime(_) | Error::Ort(_) => ErrorCode::ErrRuntime,
+            Error::OutOfMemory(_) => ErrorCode::ErrOutOfMemory,
+            Error::Tokenizer(_) => ErrorCode::ErrTokenizer,
+            Error::Input(_) => ErrorCode::ErrInput,
+            Error::Env { .. } => ErrorCode::ErrEnv,
+            Error::NotLoaded(_) => ErrorCode::ErrNotLoaded,
+            Error::Closed(_) => ErrorCode::ErrModelClosed,
+            Error::Internal(_) => ErrorCode::ErrInternal,
+        }
+    }
 }
 
 impl<T> From<ort::Error<T>> for Error {
     fn from(e: ort::Error<T>) -> Self {
         Error::Ort(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// JavaScript sees the string enum's values: `as_str` must spell each variant the same way.
+    #[test]
+    fn every_code_is_its_variant_in_upper_snake_case() {
+        use ErrorCode::*;
+        for code in [
+            ErrModelFile,
+            ErrUnsupportedModel,
+            ErrOrtLibrary,
+            ErrBackendUnavailable,
+            ErrRuntime,
+            ErrOutOfMemory,
+            ErrTokenizer,
+            ErrInput,
+            ErrEnv,
+            ErrNotLoaded,
+            ErrModelClosed,
+            ErrInternal,
+        ] {
+            let name = format!("{code:?}");
+            let mut snake = String::new();
+            for (i, c) in name.chars().enumerate() {
+                if c.is_uppercase() && i > 0 {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_uppercase());
+            }
+            assert_eq!(code.as_str(), snake);
+        }
     }
 }

@@ -1,14 +1,21 @@
-//! Node.js exports: argument checks, the one engine, and errors as JavaScript `Error`s.
+//! Node.js exports: argument checks, the models, and errors as JavaScript `Error`s with a code.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod arch;
 pub mod backend;
 pub mod batching;
 pub mod config;
+pub mod cpu;
+pub mod decide;
 pub mod engine;
 pub mod error;
+pub mod export;
+pub mod load;
+pub mod memory;
 pub mod model_dir;
 pub mod pooling;
+pub mod settings;
+pub mod stats;
 pub mod tokenize;
 pub mod weights;
 

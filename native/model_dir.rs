@@ -27,8 +27,7 @@ impl ModelDir {
             ));
         }
         let config_path = path.join("config.json");
-        let config = ModelConfig::from_json(&read_text(&config_path)?)
-            .map_err(|what| Error::model_file(&config_path, what))?;
+        let config = ModelConfig::from_json(&config_path, &read_text(&config_path)?)?;
         let tokenizer = path.join("tokenizer.json");
         if !tokenizer.is_file() {
             return Err(Error::model_file(
@@ -116,7 +115,7 @@ fn read_pooling(dir: &Path) -> Result<Pooling> {
         None => Ok(Pooling::Mean),
         Some(c) if c.pooling_mode_cls_token => Ok(Pooling::Cls),
         Some(c) if c.pooling_mode_mean_tokens => Ok(Pooling::Mean),
-        Some(_) => Err(Error::model_file(
+        Some(_) => Err(Error::unsupported(
             &path,
             "asks for a pooling mode this addon does not support (supported: pooling_mode_cls_token, pooling_mode_mean_tokens)",
         )),

@@ -1,5 +1,6 @@
-//! The JavaScript API: `init`, `embed`, `embedSync`, `isGpu`, `info`. Thin: read arguments,
-//! call the engine off the JS thread, turn every failure (panics included) into an `Error`.
+//! The JavaScript API: the `Model` class, and `init`, `embed`, `embedSync`, `isGpu`, `info`,
+//! `stats` on a default model. Thin: read arguments, call the engine off the JS thread, turn
+//! every failure (panics included) into an `Error` whose `code` names its kind.
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -10,20 +11,70 @@ use napi_derive::napi;
 
 use crate::engine::{Engine, Info, Options};
 use crate::error::Error as EngineError;
+use crate::settings::Sources;
+use crate::stats::StatsSnapshot;
 
-/// The model in use. `init` swaps it whole; a running `embed` keeps its own `Arc` to the old one.
-static ENGINE: RwLock<Option<Arc<Engine>>> = RwLock::new(None);
+type EngineResult<T> = std::result::Result<T, EngineError>;
+
+/// Where a model lives: swapped whole by `init`, emptied by `close`; a running call keeps its own
+/// `Arc`, so it finishes on the model it started with.
+struct Slot {
+    engine: RwLock<Option<Arc<Engine>>>,
+    /// What to say when the slot is empty.
+    empty: fn() -> EngineError,
+}
+
+impl Slot {
+    fn get(&self) -> EngineResult<Arc<Engine>> {
+        let engine = self.engine.read().map_err(|_| poisoned())?;
+        engine.clone().ok_or_else(self.empty)
+    }
+
+    fn put(&self, engine: Arc<Engine>) -> EngineResult<()> {
+        *self.engine.write().map_err(|_| poisoned())? = Some(engine);
+        Ok(())
+    }
+
+    fn take(&self) -> EngineResult<Option<Arc<Engine>>> {
+        Ok(self.engine.write().map_err(|_| poisoned())?.take())
+    }
+}
+
+fn poisoned() -> EngineError {
+    EngineError::Internal("model lock poisoned".into())
+}
+
+/// The model of the module-level functions.
+static DEFAULT: Slot = Slot {
+    engine: RwLock::new(None),
+    empty: || {
+        EngineError::NotLoaded(
+            "the model is not loaded: call and await init(modelDir) first".into(),
+        )
+    },
+};
+
+fn closed() -> EngineError {
+    EngineError::Closed(
+        "this model was closed: load it again with Model.load(modelDir) to embed with it".into(),
+    )
+}
 
 #[napi(object)]
 #[derive(Default)]
 pub struct InitOptions {
+    /// Where the model runs (default `$SEMANTIC_SEARCH_BACKEND`, else `auto`).
     #[napi(ts_type = "'auto' | 'cpu' | 'cuda' | 'mlx'")]
     pub backend: Option<String>,
-    /// Truncation in tokens (default: the snapshot's max_seq_length, else the trained maximum).
+    /// Truncation in tokens (default `$SEMANTIC_SEARCH_MAX_LENGTH`, else the snapshot's
+    /// max_seq_length, else the trained maximum).
     pub max_length: Option<u32>,
-    /// Token budget (rows × padded length) of one forward pass.
+    /// Token budget (rows × padded length) of one forward pass (default
+    /// `$SEMANTIC_SEARCH_BATCH_TOKENS`, else 1024 on the CPU, 16384 on a GPU). On the CPU this
+    /// is also the memory limit: activations of one micro-batch at a time.
     pub batch_tokens: Option<u32>,
-    /// ONNX Runtime intra-op threads (default: physical cores).
+    /// ONNX Runtime intra-op threads in a pool of this model's own (default
+    /// `$SEMANTIC_SEARCH_THREADS`; unset: the process's shared pool, a thread per physical core).
     pub threads: Option<u32>,
     /// Which `.onnx` file of the snapshot to run (relative to it or to its `onnx/` folder).
     pub onnx_file: Option<String>,
@@ -32,11 +83,31 @@ pub struct InitOptions {
     pub weights: Option<String>,
     /// Path of the `libonnxruntime` shared library to load.
     pub ort_library: Option<String>,
-    /// Precision of the graph built from model.safetensors: `float32` (default on the CPU and
-    /// MLX); `float16` (default on CUDA; also MLX, and the CPU for checking); `int8` (dynamic
-    /// quantisation, ONNX Runtime on the CPU).
+    /// Precision of the graph built from model.safetensors (default `$SEMANTIC_SEARCH_DTYPE`):
+    /// `float32` (default on the CPU and MLX); `float16` (default on CUDA; also MLX, and the CPU
+    /// for checking); `int8` (dynamic quantisation, ONNX Runtime on the CPU).
     #[napi(ts_type = "'float32' | 'int8' | 'float16'")]
     pub dtype: Option<String>,
+    /// Cap of GPU memory, in bytes or as `'4GB'` / `'512MiB'` (default
+    /// `$SEMANTIC_SEARCH_GPU_MEMORY_LIMIT`): CUDA's arena, or MLX's memory and cache limits.
+    #[napi(ts_type = "number | string")]
+    pub gpu_memory_limit: Option<Either<f64, String>>,
+}
+
+#[napi(object)]
+pub struct ConfigSources {
+    #[napi(ts_type = "'option' | 'env' | 'default'")]
+    pub backend: String,
+    #[napi(ts_type = "'option' | 'env' | 'default'")]
+    pub dtype: String,
+    #[napi(ts_type = "'option' | 'env' | 'default'")]
+    pub threads: String,
+    #[napi(ts_type = "'option' | 'env' | 'default'")]
+    pub max_length: String,
+    #[napi(ts_type = "'option' | 'env' | 'default'")]
+    pub batch_tokens: String,
+    #[napi(ts_type = "'option' | 'env' | 'default'")]
+    pub gpu_memory_limit: String,
 }
 
 #[napi(object)]
@@ -56,7 +127,13 @@ pub struct ModelInfo {
     pub ort_version: Option<String>,
     pub ort_library: Option<String>,
     pub threads: u32,
+    /// `shared`: the process's pool, which every model without `threads` uses; `own`: this
+    /// model's pool of `threads`.
+    #[napi(ts_type = "'shared' | 'own'")]
+    pub thread_pool: String,
     pub batch_tokens: u32,
+    /// The GPU memory cap in bytes, when one was set.
+    pub gpu_memory_limit: Option<f64>,
     /// Why the CUDA provider is not used, when `backend: 'auto'` could have used it.
     pub cuda_unavailable: Option<String>,
     /// Why MLX is not used, when `backend: 'auto'` on Apple Silicon could have used it.
@@ -64,6 +141,21 @@ pub struct ModelInfo {
     /// The precision that runs; absent for an ONNX file, which runs as it is.
     #[napi(ts_type = "'float32' | 'float16' | 'int8'")]
     pub dtype: Option<String>,
+    /// Where each setting came from: the options, a `SEMANTIC_SEARCH_*` variable, or the default.
+    pub sources: ConfigSources,
+}
+
+impl From<&Sources> for ConfigSources {
+    fn from(s: &Sources) -> Self {
+        ConfigSources {
+            backend: s.backend.name().into(),
+            dtype: s.dtype.name().into(),
+            threads: s.threads.name().into(),
+            max_length: s.max_length.name().into(),
+            batch_tokens: s.batch_tokens.name().into(),
+            gpu_memory_limit: s.gpu_memory_limit.name().into(),
+        }
+    }
 }
 
 impl From<&Info> for ModelInfo {
@@ -80,10 +172,49 @@ impl From<&Info> for ModelInfo {
             ort_version: i.ort_version.clone(),
             ort_library: i.ort_library.clone(),
             threads: i.threads as u32,
+            thread_pool: if i.own_thread_pool { "own" } else { "shared" }.into(),
             batch_tokens: i.batch_tokens as u32,
+            gpu_memory_limit: i.gpu_memory_limit.map(|b| b as f64),
             cuda_unavailable: i.cuda_unavailable.clone(),
             mlx_unavailable: i.mlx_unavailable.clone(),
             dtype: i.dtype.clone(),
+            sources: ConfigSources::from(&i.sources),
+        }
+    }
+}
+
+/// What one model has done since it was loaded.
+#[napi(object)]
+pub struct ModelStats {
+    /// `embed`/`embedSync` calls, failed ones included.
+    pub calls: i64,
+    pub texts: i64,
+    /// Tokens the tokenizer produced (special tokens and prompts included, after truncation).
+    pub tokens: i64,
+    /// Rows × padded length over every forward pass: what the backend computed.
+    pub padded_tokens: i64,
+    pub forward_passes: i64,
+    /// Micro-batches that ran out of memory and were split in two.
+    pub oom_retries: i64,
+    pub tokenize_seconds: f64,
+    pub backend_seconds: f64,
+    /// The message of the last failed call.
+    pub last_error: Option<String>,
+}
+
+impl From<StatsSnapshot> for ModelStats {
+    fn from(s: StatsSnapshot) -> Self {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        ModelStats {
+            calls: n(s.calls),
+            texts: n(s.texts),
+            tokens: n(s.tokens),
+            padded_tokens: n(s.padded_tokens),
+            forward_passes: n(s.forward_passes),
+            oom_retries: n(s.oom_retries),
+            tokenize_seconds: s.tokenize_seconds,
+            backend_seconds: s.backend_seconds,
+            last_error: s.last_error,
         }
     }
 }
@@ -99,107 +230,181 @@ impl From<InitOptions> for Options {
             weights: o.weights,
             ort_library: o.ort_library.map(PathBuf::from),
             dtype: o.dtype,
+            gpu_memory_limit: o.gpu_memory_limit.map(|limit| match limit {
+                Either::A(bytes) => bytes.to_string(),
+                Either::B(text) => text,
+            }),
         }
     }
 }
 
-fn js_error(e: EngineError) -> Error {
-    Error::new(Status::GenericFailure, e.to_string())
+/// A JavaScript `Error` with `code` set to the kind of failure.
+fn js_error(env: &Env, e: EngineError) -> Error {
+    let coded = Error::new(e.code(), e.to_string());
+    Error::from(JsError::from(coded).into_unknown(*env))
 }
 
-/// Runs engine code so that neither an error nor a panic escapes into JavaScript unconverted.
-fn guarded<T>(f: impl FnOnce() -> crate::error::Result<T>) -> Result<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(result) => result.map_err(js_error),
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(js_error(EngineError::Internal(what)))
-        }
-    }
-}
-
-fn current_engine() -> Result<Arc<Engine>> {
-    let engine = ENGINE
-        .read()
-        .map_err(|_| js_error(EngineError::Internal("engine lock poisoned".into())))?;
-    engine.clone().ok_or_else(|| {
-        js_error(EngineError::Input(
-            "the model is not loaded: call and await init(modelDir) first".into(),
-        ))
+/// Runs engine code so that neither an error nor a panic escapes unconverted.
+fn guarded<T>(f: impl FnOnce() -> EngineResult<T>) -> EngineResult<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(EngineError::Internal(what))
     })
 }
 
+fn load_engine(job: &mut LoadJob) -> EngineResult<Arc<Engine>> {
+    let (dir, options) = std::mem::replace(job, Err(ran_twice()))?;
+    guarded(|| Engine::load(&dir, &options)).map(Arc::new)
+}
+
+fn ran_twice() -> EngineError {
+    EngineError::Internal("a task ran twice".into())
+}
+
+/// `modelDir` and `options` read here rather than by napi's conversion, so that a value of the
+/// wrong type is an `ERR_INPUT` that names it.
+fn load_job(env: &Env, model_dir: Unknown, options: Option<Unknown>) -> LoadJob {
+    Ok((read_model_dir(model_dir)?, read_options(env, options)?))
+}
+
+fn read_model_dir(value: Unknown) -> EngineResult<PathBuf> {
+    let refused = |what: &str| {
+        EngineError::Input(format!(
+            "modelDir must be a string (the folder of a Hugging Face model snapshot), got {what}"
+        ))
+    };
+    match value.get_type() {
+        Ok(ValueType::String) => unsafe { value.cast::<String>() }
+            .map(PathBuf::from)
+            .map_err(|e| refused(&e.reason)),
+        Ok(other) => Err(refused(type_name(other))),
+        Err(e) => Err(refused(&e.reason)),
+    }
+}
+
+fn read_options(env: &Env, value: Option<Unknown>) -> EngineResult<Options> {
+    let Some(value) = value else {
+        return Ok(Options::default());
+    };
+    if value.get_type().ok() != Some(ValueType::Object) {
+        return Err(EngineError::Input(format!(
+            "options must be an object, got {}",
+            value.get_type().map_or("an unreadable value", type_name)
+        )));
+    }
+    unsafe { InitOptions::from_napi_value(env.raw(), value.raw()) }
+        .map(Options::from)
+        .map_err(|e| EngineError::Input(format!("options: {}", e.reason)))
+}
+
+/// The snapshot folder and options of a load, or why they were refused.
+type LoadJob = EngineResult<(PathBuf, Options)>;
+
 pub struct InitTask {
-    dir: PathBuf,
-    options: Options,
+    job: LoadJob,
 }
 
 impl Task for InitTask {
-    type Output = Arc<Engine>;
+    type Output = EngineResult<Arc<Engine>>;
     type JsValue = ModelInfo;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        guarded(|| Engine::load(&self.dir, &self.options)).map(Arc::new)
+        Ok(load_engine(&mut self.job))
     }
 
-    fn resolve(&mut self, _env: Env, engine: Self::Output) -> Result<Self::JsValue> {
+    fn resolve(&mut self, env: Env, engine: Self::Output) -> Result<Self::JsValue> {
+        let engine = engine.map_err(|e| js_error(&env, e))?;
         let info = ModelInfo::from(engine.info());
-        let mut slot = ENGINE
-            .write()
-            .map_err(|_| js_error(EngineError::Internal("engine lock poisoned".into())))?;
-        *slot = Some(engine);
+        DEFAULT.put(engine).map_err(|e| js_error(&env, e))?;
         Ok(info)
     }
 }
 
-/// Loads the model in `modelDir` (a Hugging Face snapshot); a second call replaces the model.
-#[napi(ts_return_type = "Promise<ModelInfo>")]
-pub fn init(model_dir: String, options: Option<InitOptions>) -> AsyncTask<InitTask> {
+/// Loads the model in `modelDir` (a Hugging Face snapshot) as the default model of `embed`,
+/// `info`, `isGpu` and `stats`; a second call replaces it.
+#[napi(
+    ts_args_type = "modelDir: string, options?: InitOptions | undefined | null",
+    ts_return_type = "Promise<ModelInfo>"
+)]
+pub fn init(env: Env, model_dir: Unknown, options: Option<Unknown>) -> AsyncTask<InitTask> {
     AsyncTask::new(InitTask {
-        dir: PathBuf::from(model_dir),
-        options: options.unwrap_or_default().into(),
+        job: load_job(&env, model_dir, options),
     })
+}
+
+pub struct LoadTask {
+    job: LoadJob,
+}
+
+impl Task for LoadTask {
+    type Output = EngineResult<Arc<Engine>>;
+    type JsValue = Model;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        Ok(load_engine(&mut self.job))
+    }
+
+    fn resolve(&mut self, env: Env, engine: Self::Output) -> Result<Self::JsValue> {
+        engine.map(Model::new).map_err(|e| js_error(&env, e))
+    }
 }
 
 pub struct EmbedTask {
     /// The checked arguments, or why they were refused: `embed` always returns a promise,
     /// and a refusal rejects it rather than throwing at the call.
-    job: Result<(Arc<Engine>, Vec<String>)>,
+    job: EngineResult<(Arc<Engine>, Vec<String>)>,
     is_query: bool,
 }
 
 impl<'task> ScopedTask<'task> for EmbedTask {
-    type Output = (Vec<f32>, usize);
+    type Output = EngineResult<(Vec<f32>, usize)>;
     type JsValue = Vec<Float32ArraySlice<'task>>;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let (engine, texts) = self
-            .job
-            .as_ref()
-            .map_err(|e| Error::new(e.status, e.reason.clone()))?;
-        guarded(|| engine.embed(texts, self.is_query)).map(|v| (v, engine.info().dim))
+        let job = std::mem::replace(&mut self.job, Err(ran_twice()));
+        Ok(job.and_then(|(engine, texts)| {
+            guarded(|| engine.embed(&texts, self.is_query)).map(|v| (v, engine.info().dim))
+        }))
     }
 
-    fn resolve(&mut self, env: &'task Env, (vectors, dim): Self::Output) -> Result<Self::JsValue> {
+    fn resolve(&mut self, env: &'task Env, output: Self::Output) -> Result<Self::JsValue> {
+        let (vectors, dim) = output.map_err(|e| js_error(env, e))?;
         typed_array_views(env, vectors, dim)
     }
 }
 
-/// One vector per text, in input order; runs off the JS thread.
+fn embed_task(slot: &Slot, texts: Unknown, is_query: Option<bool>) -> AsyncTask<EmbedTask> {
+    let job = read_texts(texts).and_then(|texts| Ok((slot.get()?, texts)));
+    AsyncTask::new(EmbedTask {
+        job,
+        is_query: is_query.unwrap_or(false),
+    })
+}
+
+fn embed_now<'env>(
+    env: &'env Env,
+    slot: &Slot,
+    texts: Unknown,
+    is_query: Option<bool>,
+) -> Result<Vec<Float32ArraySlice<'env>>> {
+    let texts = read_texts(texts).map_err(|e| js_error(env, e))?;
+    let engine = slot.get().map_err(|e| js_error(env, e))?;
+    let vectors = guarded(|| engine.embed(&texts, is_query.unwrap_or(false)))
+        .map_err(|e| js_error(env, e))?;
+    typed_array_views(env, vectors, engine.info().dim)
+}
+
+/// One vector per text, in input order, from the default model; runs off the JS thread.
 #[napi(
     ts_args_type = "texts: string[], isQuery?: boolean",
     ts_return_type = "Promise<Float32Array[]>"
 )]
 pub fn embed(texts: Unknown, is_query: Option<bool>) -> AsyncTask<EmbedTask> {
-    let job = read_texts(texts).and_then(|texts| Ok((current_engine()?, texts)));
-    AsyncTask::new(EmbedTask {
-        job,
-        is_query: is_query.unwrap_or(false),
-    })
+    embed_task(&DEFAULT, texts, is_query)
 }
 
 /// The same as `embed`, blocking the JS thread: for scripts.
@@ -212,10 +417,155 @@ pub fn embed_sync<'env>(
     texts: Unknown,
     is_query: Option<bool>,
 ) -> Result<Vec<Float32ArraySlice<'env>>> {
-    let texts = read_texts(texts)?;
-    let engine = current_engine()?;
-    let vectors = guarded(|| engine.embed(&texts, is_query.unwrap_or(false)))?;
-    typed_array_views(env, vectors, engine.info().dim)
+    embed_now(env, &DEFAULT, texts, is_query)
+}
+
+/// True only when the default model really runs on a GPU.
+#[napi]
+pub fn is_gpu() -> bool {
+    DEFAULT.get().is_ok_and(|e| e.is_gpu())
+}
+
+/// What the default model is and where it runs.
+#[napi]
+pub fn info(env: Env) -> Result<ModelInfo> {
+    DEFAULT
+        .get()
+        .map(|e| ModelInfo::from(e.info()))
+        .map_err(|e| js_error(&env, e))
+}
+
+/// What the default model has done since `init`.
+#[napi]
+pub fn stats(env: Env) -> Result<ModelStats> {
+    DEFAULT
+        .get()
+        .map(|e| ModelStats::from(e.stats()))
+        .map_err(|e| js_error(&env, e))
+}
+
+/// One loaded model; any number of them live side by side and run at once.
+#[napi]
+pub struct Model {
+    slot: Arc<Slot>,
+}
+
+impl Model {
+    fn new(engine: Arc<Engine>) -> Model {
+        Model {
+            slot: Arc::new(Slot {
+                engine: RwLock::new(Some(engine)),
+                empty: closed,
+            }),
+        }
+    }
+}
+
+#[napi]
+impl Model {
+    /// Loads the model in `modelDir` (a Hugging Face snapshot).
+    #[napi(
+        ts_args_type = "modelDir: string, options?: InitOptions | undefined | null",
+        ts_return_type = "Promise<Model>"
+    )]
+    pub fn load(env: Env, model_dir: Unknown, options: Option<Unknown>) -> AsyncTask<LoadTask> {
+        AsyncTask::new(LoadTask {
+            job: load_job(&env, model_dir, options),
+        })
+    }
+
+    /// One vector per text, in input order; runs off the JS thread.
+    #[napi(
+        ts_args_type = "texts: string[], isQuery?: boolean",
+        ts_return_type = "Promise<Float32Array[]>"
+    )]
+    pub fn embed(&self, texts: Unknown, is_query: Option<bool>) -> AsyncTask<EmbedTask> {
+        embed_task(&self.slot, texts, is_query)
+    }
+
+    /// The same as `embed`, blocking the JS thread: for scripts.
+    #[napi(
+        ts_args_type = "texts: string[], isQuery?: boolean",
+        ts_return_type = "Float32Array[]"
+    )]
+    pub fn embed_sync<'env>(
+        &self,
+        env: &'env Env,
+        texts: Unknown,
+        is_query: Option<bool>,
+    ) -> Result<Vec<Float32ArraySlice<'env>>> {
+        embed_now(env, &self.slot, texts, is_query)
+    }
+
+    /// What this model is and where it runs.
+    #[napi]
+    pub fn info(&self, env: Env) -> Result<ModelInfo> {
+        self.slot
+            .get()
+            .map(|e| ModelInfo::from(e.info()))
+            .map_err(|e| js_error(&env, e))
+    }
+
+    /// True only when this model really runs on a GPU.
+    #[napi]
+    pub fn is_gpu(&self) -> bool {
+        self.slot.get().is_ok_and(|e| e.is_gpu())
+    }
+
+    /// What this model has done since it was loaded.
+    #[napi]
+    pub fn stats(&self, env: Env) -> Result<ModelStats> {
+        self.slot
+            .get()
+            .map(|e| ModelStats::from(e.stats()))
+            .map_err(|e| js_error(&env, e))
+    }
+
+    /// Frees the model: calls already running finish first, later calls reject with
+    /// `ERR_MODEL_CLOSED`. Resolves once the memory is released; closing twice is harmless.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close(&self) -> AsyncTask<CloseTask> {
+        AsyncTask::new(CloseTask {
+            engine: self.slot.take(),
+        })
+    }
+}
+
+pub struct CloseTask {
+    engine: EngineResult<Option<Arc<Engine>>>,
+}
+
+impl Task for CloseTask {
+    type Output = EngineResult<()>;
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let engine = std::mem::replace(&mut self.engine, Ok(None));
+        Ok(engine.map(|engine| {
+            if let Some(engine) = engine {
+                release_when_idle(engine);
+            }
+        }))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        output.map_err(|e| js_error(&env, e))
+    }
+}
+
+/// Drops the engine once no call holds it any more (calls in flight keep their own `Arc`),
+/// then hands the freed heap back to the system.
+fn release_when_idle(mut engine: Arc<Engine>) {
+    loop {
+        match Arc::try_unwrap(engine) {
+            Ok(last) => break drop(last),
+            Err(shared) => {
+                engine = shared;
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+    }
+    crate::memory::release_free_memory();
 }
 
 #[napi(object)]
@@ -229,7 +579,7 @@ pub struct RuntimeInfo {
 
 /// The ONNX Runtime library this process uses (loading it if needed) and what it can run on.
 #[napi]
-pub fn runtime_info(ort_library: Option<String>) -> Result<RuntimeInfo> {
+pub fn runtime_info(env: Env, ort_library: Option<String>) -> Result<RuntimeInfo> {
     use crate::backend::ort::{cuda, runtime};
     guarded(|| {
         let rt = runtime::runtime(ort_library.as_deref().map(std::path::Path::new))?;
@@ -240,54 +590,50 @@ pub fn runtime_info(ort_library: Option<String>) -> Result<RuntimeInfo> {
             cuda_unavailable: cuda::unusable_reason(rt),
         })
     })
+    .map_err(|e| js_error(&env, e))
 }
 
 /// Writes the graph built from `modelDir`'s model.safetensors as an ONNX file (outputs
 /// `sentence_embedding` and `last_hidden_state`), for runtimes that need a file: standard fp32,
 /// or the precision `options.dtype` names (`'int8'` needs ONNX Runtime to run it).
 #[napi]
-pub fn export_onnx(model_dir: String, file: String, options: Option<InitOptions>) -> Result<()> {
+pub fn export_onnx(
+    env: Env,
+    model_dir: String,
+    file: String,
+    options: Option<InitOptions>,
+) -> Result<()> {
     let options: Options = options.unwrap_or_default().into();
     guarded(|| {
-        crate::engine::export_onnx(
+        crate::export::export_onnx(
             std::path::Path::new(&model_dir),
             std::path::Path::new(&file),
             &options,
         )
     })
+    .map_err(|e| js_error(&env, e))
 }
 
-/// True only when the model really runs on a GPU.
-#[napi]
-pub fn is_gpu() -> bool {
-    current_engine().map(|e| e.is_gpu()).unwrap_or(false)
-}
-
-/// What was loaded and where it runs.
-#[napi]
-pub fn info() -> Result<ModelInfo> {
-    Ok(ModelInfo::from(current_engine()?.info()))
-}
-
-fn read_texts(texts: Unknown) -> Result<Vec<String>> {
-    if !texts.is_array()? {
-        return Err(js_error(EngineError::Input(format!(
+fn read_texts(texts: Unknown) -> EngineResult<Vec<String>> {
+    let refused = |e: Error| EngineError::Input(format!("embed(texts): {}", e.reason));
+    if !texts.is_array().map_err(refused)? {
+        return Err(EngineError::Input(format!(
             "embed(texts): texts must be an array of strings, got {}",
-            type_name(texts.get_type()?)
-        ))));
+            type_name(texts.get_type().map_err(refused)?)
+        )));
     }
-    let array: Array = unsafe { texts.cast()? };
+    let array: Array = unsafe { texts.cast() }.map_err(refused)?;
     (0..array.len())
         .map(|i| {
-            let item: Unknown = array
-                .get(i)?
-                .ok_or_else(|| Error::from_reason("array changed while read"))?;
-            match item.get_type()? {
-                ValueType::String => unsafe { item.cast::<String>() },
-                other => Err(js_error(EngineError::Input(format!(
+            let item: Unknown = array.get(i).map_err(refused)?.ok_or_else(|| {
+                EngineError::Input("embed(texts): the array changed while read".into())
+            })?;
+            match item.get_type().map_err(refused)? {
+                ValueType::String => unsafe { item.cast::<String>() }.map_err(refused),
+                other => Err(EngineError::Input(format!(
                     "embed(texts): texts[{i}] is {}, expected a string",
                     type_name(other)
-                )))),
+                ))),
             }
         })
         .collect()

@@ -77,6 +77,11 @@ const SINGLE: &str = "model.safetensors";
 const INDEX: &str = "model.safetensors.index.json";
 
 impl Safetensors {
+    /// Whether the snapshot has safetensors weights (one file or a shard index).
+    pub fn present(dir: &Path) -> bool {
+        dir.join(SINGLE).is_file() || dir.join(INDEX).is_file()
+    }
+
     /// The snapshot's safetensors weights, or `None` when it has none.
     pub fn open(dir: &Path) -> Result<Option<Self>> {
         let (source, files) = if dir.join(SINGLE).is_file() {

@@ -125,10 +125,13 @@ fn dtypes_are_refused_where_they_cannot_run() {
         ..Options::default()
     };
     for (options, expected) in [
-        (with_dtype("int8", onnx()), "is ONNX, which runs as it is"),
+        (
+            with_dtype("int8", onnx()),
+            "an ONNX file, which runs as it is",
+        ),
         (
             with_dtype("float16", onnx()),
-            "is ONNX, which runs as it is",
+            "an ONNX file, which runs as it is",
         ),
         (
             with_dtype("int8", cuda),
@@ -154,4 +157,94 @@ fn float16_graph_stays_close_to_float32() {
     let texts = common::texts();
     let (a, b) = (in_dtype("float32", &texts), in_dtype("float16", &texts));
     common::assert_close("MiniLM float16 vs float32", &b, &a, 0.999, 0.01);
+}
+
+/// A backend that runs out of memory on batches of more than `max_rows` rows and otherwise
+/// returns each row's first token id as its vector (`dim` 384, as MiniLM's snapshot says).
+struct OomAbove {
+    max_rows: usize,
+}
+
+impl semantic_search_native::backend::Backend for OomAbove {
+    fn forward(
+        &self,
+        batch: &semantic_search_native::batching::Batch,
+        out: &mut [f32],
+    ) -> semantic_search_native::error::Result<()> {
+        if batch.size() > self.max_rows {
+            return Err(semantic_search_native::error::Error::OutOfMemory(format!(
+                "{} rows",
+                batch.size()
+            )));
+        }
+        for (row, vector) in out.chunks_exact_mut(384).enumerate() {
+            vector.fill(0.0);
+            vector[0] = 1.0;
+            vector[1] = batch.lengths[row] as f32;
+        }
+        Ok(())
+    }
+    fn kind(&self) -> &'static str {
+        "cpu"
+    }
+    fn device(&self) -> String {
+        "fake".into()
+    }
+}
+
+fn fake_engine(max_rows: usize) -> Engine {
+    Engine::with_backend(
+        &model_dir(),
+        Box::new(OomAbove { max_rows }),
+        &Options::default(),
+    )
+    .expect("engine over a fake backend")
+}
+
+#[test]
+fn out_of_memory_halves_the_micro_batch_and_returns_every_vector() {
+    let texts: Vec<String> = (0..9).map(|i| "word ".repeat(i + 1)).collect();
+    let all_at_once = fake_engine(usize::MAX)
+        .embed(&texts, false)
+        .expect("embeds");
+    let engine = fake_engine(2);
+    let split = engine.embed(&texts, false).expect("embeds in halves");
+    assert_eq!(split, all_at_once);
+    let stats = engine.stats();
+    assert!(stats.oom_retries >= 2, "{stats:?}");
+    assert_eq!(stats.calls, 1);
+    // every vector carries its own text's length: the rows went back to their places
+    for (i, vector) in split.chunks_exact(384).enumerate() {
+        let norm = (1.0 + ((i + 3) as f32).powi(2)).sqrt();
+        assert!((vector[1] * norm - (i + 3) as f32).abs() < 1e-4, "row {i}");
+    }
+}
+
+#[test]
+fn out_of_memory_on_a_single_text_is_a_clear_error() {
+    let engine = fake_engine(0);
+    let error = engine
+        .embed(&["fn main() {}".to_string()], false)
+        .expect_err("nothing fits");
+    assert_eq!(error.code(), "ERR_OUT_OF_MEMORY");
+    assert!(
+        error
+            .to_string()
+            .contains("even a single text of 9 tokens did not fit: lower maxLength"),
+        "{error}"
+    );
+    assert_eq!(engine.stats().last_error, Some(error.to_string()));
+}
+
+#[test]
+fn stats_count_tokens_padding_and_passes() {
+    let engine = fake_engine(usize::MAX);
+    let texts = vec!["a b c".to_string(), "a".to_string()];
+    engine.embed(&texts, false).expect("embeds");
+    let stats = engine.stats();
+    // [CLS] a b c [SEP] and [CLS] a [SEP], padded together to 5 tokens each
+    assert_eq!((stats.calls, stats.texts, stats.tokens), (1, 2, 8));
+    assert_eq!((stats.padded_tokens, stats.forward_passes), (10, 1));
+    assert_eq!(stats.oom_retries, 0);
+    assert!(stats.backend_seconds >= 0.0 && stats.tokenize_seconds > 0.0);
 }

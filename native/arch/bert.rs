@@ -9,7 +9,7 @@ pub fn load(w: &Safetensors, c: &BertConfig) -> Result<Encoder> {
         "gelu" => Activation::Gelu,
         "relu" => Activation::Relu,
         other => {
-            return Err(Error::model_file(
+            return Err(Error::unsupported(
                 &w.source,
                 format!(
                     "config.json asks for hidden_act \"{other}\"; supported: \"gelu\", \"relu\""

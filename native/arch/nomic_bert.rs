@@ -36,7 +36,7 @@ pub fn load(w: &Safetensors, c: &NomicBertConfig) -> Result<Encoder> {
 
 fn check_supported(w: &Safetensors, c: &NomicBertConfig) -> Result<()> {
     let refuse = |what: &str| {
-        Err(Error::model_file(
+        Err(Error::unsupported(
             &w.source,
             format!("config.json asks for {what}, which this addon does not support"),
         ))

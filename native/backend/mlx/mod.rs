@@ -15,6 +15,7 @@ use crate::batching::Batch;
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::pooling::Pooling;
+use crate::settings::Precision;
 use crate::weights::Safetensors;
 use encoder::{Encoder, Tokens};
 
@@ -33,15 +34,26 @@ pub struct MlxBackend {
     dtype: Dtype,
 }
 
-/// The dtypes `InitOptions.dtype` may name for MLX.
-pub fn dtype(name: Option<&str>) -> Result<Dtype> {
-    match name.unwrap_or("float32") {
-        "float32" => Ok(Dtype::Float32),
-        "float16" => Ok(Dtype::Float16),
+/// MLX's dtype for a precision (`decide` keeps int8 away from MLX).
+pub fn dtype(precision: Precision) -> Result<Dtype> {
+    match precision {
+        Precision::Float32 => Ok(Dtype::Float32),
+        Precision::Float16 => Ok(Dtype::Float16),
         other => Err(Error::Input(format!(
-            "dtype '{other}' is not available on MLX (expected 'float32' or 'float16')"
+            "dtype '{}' is not available on MLX (expected 'float32' or 'float16')",
+            other.name()
         ))),
     }
+}
+
+/// Caps MLX's memory and its buffer cache. MLX keeps one limit per process, so the last model
+/// loaded with a limit sets it for all.
+pub fn limit_memory(bytes: u64) -> Result<()> {
+    let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+    mlx_rs::memory::set_memory_limit(bytes)
+        .and_then(|_| mlx_rs::memory::set_cache_limit(bytes))
+        .map(drop)
+        .map_err(|e| mlx_error("setting the memory limit", e))
 }
 
 pub fn dtype_name(dtype: Dtype) -> &'static str {
@@ -75,7 +87,7 @@ impl MlxBackend {
                     let _ = ready.send(Err(mlx_error("loading the weights", e)));
                 }
             })
-            .map_err(|e| Error::Runtime(format!("cannot start the MLX thread: {e}")))?;
+            .map_err(|e| Error::BackendUnavailable(format!("cannot start the MLX thread: {e}")))?;
         loaded
             .recv()
             .map_err(|_| Error::Internal("the MLX thread ended while loading".into()))??;

@@ -1,6 +1,6 @@
 //! ONNX Runtime's CUDA execution provider: registered with failure reported, never swallowed,
 //! so that the addon knows, and says, whether the GPU really runs the model.
-use ort::ep::{ExecutionProvider, CUDA};
+use ort::ep::{ArenaExtendStrategy, ExecutionProvider, CUDA};
 use ort::session::builder::SessionBuilder;
 
 use super::runtime::Runtime;
@@ -45,9 +45,19 @@ pub fn missing_provider(runtime: &Runtime) -> Option<String> {
     }
 }
 
-/// `builder` with the CUDA provider registered; an error if it could not be.
-pub fn with_cuda(builder: SessionBuilder) -> crate::error::Result<SessionBuilder> {
-    Ok(builder.with_execution_providers([CUDA::default().build().error_on_failure()])?)
+/// `builder` with the CUDA provider registered; an error if it could not be. A memory limit
+/// caps CUDA's arena, which then grows by what each allocation asks rather than doubling.
+pub fn with_cuda(
+    builder: SessionBuilder,
+    memory_limit: Option<u64>,
+) -> crate::error::Result<SessionBuilder> {
+    let mut cuda = CUDA::default();
+    if let Some(limit) = memory_limit {
+        cuda = cuda
+            .with_memory_limit(usize::try_from(limit).unwrap_or(usize::MAX))
+            .with_arena_extend_strategy(ArenaExtendStrategy::SameAsRequested);
+    }
+    Ok(builder.with_execution_providers([cuda.build().error_on_failure()])?)
 }
 
 /// Why CUDA cannot run models with this library on this machine, or `None` when it can:
@@ -96,6 +106,9 @@ fn identity_session(runtime: &Runtime) -> crate::error::Result<()> {
     )?)?;
     let mut model = Model::new([Opset::new(ONNX_DOMAIN, 17)?])?;
     model.set_graph(graph)?;
-    model.into_session(&with_cuda(super::session_builder(&runtime.env, 1)?)?)?;
+    model.into_session(&with_cuda(
+        super::session_builder(&runtime.env, Some(1))?,
+        None,
+    )?)?;
     Ok(())
 }

@@ -11,8 +11,8 @@ use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
 use crate::error::{Error, Result};
 use crate::model_dir::ModelDir;
+use crate::settings::Precision;
 use crate::weights::WeightsSource;
-use graph::Precision;
 use runtime::Runtime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,128 +21,89 @@ pub enum Provider {
     Cuda,
 }
 
-/// Which providers `init` may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Want {
-    CpuOnly,
-    /// CUDA when usable, else the CPU with the reason kept.
-    CudaFirst,
-    /// CUDA or an error.
-    CudaOnly,
-}
-
-/// The backend, and why CUDA is not used when it could have been.
-pub struct Loaded {
-    pub backend: OrtBackend,
-    pub cuda_unavailable: Option<String>,
+/// How a session is built besides its weights.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPlan {
+    pub provider: Provider,
     /// The graph's precision; `None` for an ONNX file, which runs as it is.
     pub precision: Option<Precision>,
+    /// Its own pool of this many threads; `None`: the process's shared pool.
+    pub threads: Option<usize>,
+    /// Cap of CUDA's memory arena, in bytes.
+    pub gpu_memory_limit: Option<u64>,
 }
 
-/// `requested`, else half precision on CUDA (tensor cores) and float32 on the CPU.
-fn precision_on(provider: Provider, requested: Option<Precision>) -> Precision {
-    requested.unwrap_or(match provider {
-        Provider::Cuda => Precision::Float16,
-        Provider::Cpu => Precision::Float32,
-    })
-}
-
+/// A backend on `plan.provider`; on CUDA, an `Error::BackendUnavailable` with the reason when
+/// the provider is missing or does not start.
 pub fn load(
     runtime: &Runtime,
     dir: &ModelDir,
     weights: &WeightsSource,
-    threads: usize,
     max_length: usize,
-    precision: Option<Precision>,
-    want: Want,
-) -> Result<Loaded> {
-    let build = |provider| {
-        build(
-            runtime, dir, weights, threads, max_length, precision, provider,
-        )
-    };
-    let int8 = precision == Some(Precision::Int8);
-    if int8 && want == Want::CudaOnly {
-        return Err(Error::Input(
-            "dtype 'int8' runs on the CPU only (ONNX Runtime's dynamically quantised MatMul has no CUDA kernel)".into(),
-        ));
+    plan: SessionPlan,
+) -> Result<OrtBackend> {
+    if plan.provider == Provider::Cuda {
+        if let Some(reason) = cuda::missing_provider(runtime) {
+            return Err(Error::BackendUnavailable(reason));
+        }
     }
-    let want = if int8 { Want::CpuOnly } else { want };
-    let loaded = |(backend, precision), cuda_unavailable| Loaded {
-        backend,
-        cuda_unavailable,
-        precision,
-    };
-    if want == Want::CpuOnly {
-        return Ok(loaded(build(Provider::Cpu)?, None));
-    }
-    let reason = match cuda::missing_provider(runtime) {
-        Some(reason) => reason,
-        None => match build(Provider::Cuda) {
-            Ok(built) => return Ok(loaded(built, None)),
-            Err(e) => cuda::failed_to_start(&e.to_string()),
-        },
-    };
-    if want == Want::CudaOnly {
-        return Err(Error::Runtime(format!(
-            "backend 'cuda' cannot be used: {reason}"
-        )));
-    }
-    Ok(loaded(build(Provider::Cpu)?, Some(reason)))
+    build(runtime, dir, weights, max_length, plan).map_err(|e| match plan.provider {
+        Provider::Cuda => Error::BackendUnavailable(cuda::failed_to_start(&e.to_string())),
+        Provider::Cpu => e,
+    })
 }
 
 fn build(
     runtime: &Runtime,
     dir: &ModelDir,
     weights: &WeightsSource,
-    threads: usize,
     max_length: usize,
-    requested: Option<Precision>,
-    provider: Provider,
-) -> Result<(OrtBackend, Option<Precision>)> {
-    let mut builder = session_builder(&runtime.env, threads)?;
-    if provider == Provider::Cuda {
-        builder = cuda::with_cuda(builder)?;
+    plan: SessionPlan,
+) -> Result<OrtBackend> {
+    let mut builder = session_builder(&runtime.env, plan.threads)?;
+    if plan.provider == Provider::Cuda {
+        builder = cuda::with_cuda(builder, plan.gpu_memory_limit)?;
     }
-    let (session, source, precision) = match weights {
-        WeightsSource::Safetensors(st) => {
-            let precision = precision_on(provider, requested);
-            let session = graph::session(
-                st,
-                &dir.config,
-                dir.pooling,
-                max_length,
-                precision,
-                &builder,
-            )?;
-            (session, st.source.clone(), Some(precision))
-        }
-        WeightsSource::Onnx(file) if requested.is_some_and(|p| p != Precision::Float32) => {
-            return Err(Error::model_file(
-                file,
-                "is ONNX, which runs as it is: dtype 'int8' and 'float16' convert the graph built from model.safetensors",
+    let session = match (weights, plan.precision) {
+        (WeightsSource::Safetensors(st), Some(precision)) => graph::session(
+            st,
+            &dir.config,
+            dir.pooling,
+            max_length,
+            precision,
+            &builder,
+        )?,
+        (WeightsSource::Onnx(file), None) => builder
+            .commit_from_file(file)
+            .map_err(|e| Error::model_file(file, format!("is not a usable ONNX model ({e})")))?,
+        _ => {
+            return Err(Error::Internal(
+                "a graph precision goes with model.safetensors, none with an ONNX file".into(),
             ))
         }
-        WeightsSource::Onnx(file) => (
-            builder.commit_from_file(file).map_err(|e| {
-                Error::model_file(file, format!("is not a usable ONNX model ({e})"))
-            })?,
-            file.clone(),
-            None,
-        ),
     };
-    let backend = OrtBackend::new(session, &source, dir.pooling, dir.config.hidden(), provider)?;
-    Ok((backend, precision))
+    OrtBackend::new(
+        session,
+        weights.path(),
+        dir.pooling,
+        dir.config.hidden(),
+        plan.provider,
+    )
 }
 
-/// Session options shared by every ORT backend: all optimisations, explicit thread counts
-/// (ONNX Runtime's default of one thread per logical core oversubscribes a shared machine).
+/// Session options shared by every ORT backend: all optimisations; the process's shared thread
+/// pool (see `runtime`), or the session's own of `threads` when a caller asked for a count.
 pub fn session_builder(
     env: &ort::environment::Environment,
-    threads: usize,
+    threads: Option<usize>,
 ) -> Result<SessionBuilder> {
-    Ok(ort::session::Session::builder(env)?
-        .with_optimization_level(GraphOptimizationLevel::Level3)?
-        .with_intra_threads(threads)?
-        .with_inter_threads(1)?)
+    let builder = ort::session::Session::builder(env)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)?;
+    Ok(match threads {
+        Some(n) => builder
+            .with_independent_thread_pool()?
+            .with_intra_threads(n)?
+            .with_inter_threads(1)?,
+        None => builder,
+    })
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use once_cell::sync::OnceCell;
-use ort::environment::Environment;
+use ort::environment::{Environment, GlobalThreadPoolOptions};
 
 use crate::error::{Error, Result};
 
@@ -11,6 +11,8 @@ pub struct Runtime {
     pub env: Environment,
     pub library: PathBuf,
     pub version: String,
+    /// Intra-op threads of the pool that every session shares unless it asked for its own.
+    pub shared_threads: usize,
 }
 
 static RUNTIME: OnceCell<Runtime> = OnceCell::new();
@@ -19,7 +21,7 @@ static RUNTIME: OnceCell<Runtime> = OnceCell::new();
 pub fn runtime(requested: Option<&Path>) -> Result<&'static Runtime> {
     if let Some(loaded) = RUNTIME.get() {
         return match requested {
-            Some(path) if !same_file(path, &loaded.library) => Err(Error::Runtime(format!(
+            Some(path) if !same_file(path, &loaded.library) => Err(Error::OrtLibrary(format!(
                 "ONNX Runtime is already loaded from {} and a process can hold only one; \
                  restart the process to use {}",
                 loaded.library.display(),
@@ -71,7 +73,7 @@ fn load_first(candidates: &[(PathBuf, &'static str)]) -> Result<Runtime> {
             Err(e) => tried.push(format!("{} ({source}): {e}", path.display())),
         }
     }
-    Err(Error::Runtime(format!(
+    Err(Error::OrtLibrary(format!(
         "could not load the ONNX Runtime library. Tried:\n  {}\nInstall the onnxruntime-node package \
          (ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node@1.30.0), or pass ortLibrary / \
          set ORT_DYLIB_PATH to a libonnxruntime of version 1.30 or later.",
@@ -79,16 +81,26 @@ fn load_first(candidates: &[(PathBuf, &'static str)]) -> Result<Runtime> {
     )))
 }
 
+/// One intra-op pool for the process, a thread per physical core: models that run at once
+/// share it instead of each starting a thread per core.
 fn load(path: &Path) -> std::result::Result<Runtime, String> {
+    let shared_threads = crate::cpu::physical_cores();
+    // After `init_from`: creating the pool's options calls into the library it loads.
     let builder = ort::init_from(path).map_err(|e| e.to_string())?;
+    let pool = GlobalThreadPoolOptions::default()
+        .with_intra_threads(shared_threads)
+        .and_then(|p| p.with_inter_threads(1))
+        .map_err(|e| e.to_string())?;
     let env = builder
         .with_name("semantic-search-native")
+        .with_global_thread_pool(pool)
         .build()
         .map_err(|e| e.to_string())?;
     Ok(Runtime {
         env,
         library: path.to_path_buf(),
         version: library_version(path),
+        shared_threads,
     })
 }
 

@@ -45,7 +45,7 @@ impl OrtBackend {
             .iter()
             .map(|i| {
                 let kind = input_kind(i.name()).ok_or_else(|| {
-                    Error::model_file(
+                    Error::unsupported(
                         source,
                         format!(
                             "has an input \"{}\" this addon cannot feed (expected input_ids, attention_mask, token_type_ids)",

@@ -25,29 +25,8 @@ const MS_DOMAIN: &str = "com.microsoft";
 /// cosine to float32 0.9948 against 0.9959 over 600 code symbols) and no faster (1.13x both).
 const INT8_LEVELS: f32 = 127.0;
 
-/// How the graph's projection weights are stored and multiplied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
-    Float32,
-    /// Projection weights quantised to 8 bits per output column at build time, activations per
-    /// call by ONNX Runtime (dynamic quantisation). Attention, norms and the FFN's down
-    /// projection stay float32.
-    Int8,
-    /// Weights and activations in half precision (for CUDA's tensor cores); LayerNormalization
-    /// computes in float32 (its default stash type), and pooling and normalisation run on a
-    /// float32 copy of the last hidden states.
-    Float16,
-}
+pub use crate::settings::Precision;
 
-impl Precision {
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::Float32 => "float32",
-            Precision::Int8 => "int8",
-            Precision::Float16 => "float16",
-        }
-    }
-}
 pub const OUTPUT: &str = "sentence_embedding";
 pub const TOKEN_STATES: &str = "last_hidden_state";
 

@@ -1,0 +1,30 @@
+//! The graph built from `model.safetensors`, written as an ONNX file for runtimes that need one.
+use std::path::Path;
+
+use crate::backend::ort::{graph, runtime};
+use crate::engine::resolve_max_length;
+use crate::error::{Error, Result};
+use crate::model_dir::ModelDir;
+use crate::settings::{Options, Precision, Settings};
+use crate::weights::Safetensors;
+
+/// Writes the model of `path`'s `model.safetensors` as an ONNX file (outputs
+/// `sentence_embedding` and `last_hidden_state`): standard fp32 unless `options.dtype` asks for
+/// another precision of the graph.
+pub fn export_onnx(path: &Path, file: &Path, options: &Options) -> Result<()> {
+    let settings = Settings::from_process(options)?;
+    let dir = ModelDir::open(path)?;
+    let max_length = resolve_max_length(&dir, settings.max_length)?;
+    let weights = Safetensors::open(&dir.path)?
+        .ok_or_else(|| Error::model_file(&dir.path, "has no model.safetensors to export"))?;
+    let runtime = runtime::runtime(settings.ort_library.as_deref())?;
+    graph::export(
+        &weights,
+        &dir.config,
+        dir.pooling,
+        max_length,
+        settings.dtype.unwrap_or(Precision::Float32),
+        &runtime.env,
+        file,
+    )
+}

@@ -1,0 +1,77 @@
+//! Counters of one model's work, updated by every call without a lock on the hot path.
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct Stats {
+    calls: AtomicU64,
+    texts: AtomicU64,
+    tokens: AtomicU64,
+    padded_tokens: AtomicU64,
+    forward_passes: AtomicU64,
+    oom_retries: AtomicU64,
+    tokenize_nanos: AtomicU64,
+    backend_nanos: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatsSnapshot {
+    pub calls: u64,
+    pub texts: u64,
+    /// Tokens the tokenizer produced (special tokens and prompts included, after truncation).
+    pub tokens: u64,
+    /// Rows × padded length over every forward pass: what the backend computed.
+    pub padded_tokens: u64,
+    pub forward_passes: u64,
+    /// Micro-batches that ran out of memory and were split in two.
+    pub oom_retries: u64,
+    pub tokenize_seconds: f64,
+    pub backend_seconds: f64,
+    pub last_error: Option<String>,
+}
+
+impl Stats {
+    pub fn call(&self, texts: usize, tokens: usize, tokenizing: Duration) {
+        self.calls.fetch_add(1, Relaxed);
+        self.texts.fetch_add(texts as u64, Relaxed);
+        self.tokens.fetch_add(tokens as u64, Relaxed);
+        self.tokenize_nanos.fetch_add(nanos(tokenizing), Relaxed);
+    }
+
+    pub fn forward(&self, padded_tokens: usize, took: Duration) {
+        self.forward_passes.fetch_add(1, Relaxed);
+        self.padded_tokens.fetch_add(padded_tokens as u64, Relaxed);
+        self.backend_nanos.fetch_add(nanos(took), Relaxed);
+    }
+
+    pub fn oom_retry(&self) {
+        self.oom_retries.fetch_add(1, Relaxed);
+    }
+
+    pub fn error(&self, message: String) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(message);
+        }
+    }
+
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            calls: self.calls.load(Relaxed),
+            texts: self.texts.load(Relaxed),
+            tokens: self.tokens.load(Relaxed),
+            padded_tokens: self.padded_tokens.load(Relaxed),
+            forward_passes: self.forward_passes.load(Relaxed),
+            oom_retries: self.oom_retries.load(Relaxed),
+            tokenize_seconds: self.tokenize_nanos.load(Relaxed) as f64 * 1e-9,
+            backend_seconds: self.backend_nanos.load(Relaxed) as f64 * 1e-9,
+            last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
