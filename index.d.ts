@@ -124,6 +124,12 @@ export interface InitOptions {
    * `$SEMANTIC_SEARCH_GPU_MEMORY_LIMIT`): CUDA's arena, or MLX's memory and cache limits.
    */
   gpuMemoryLimit?: number | string
+  /** Overrides the attention direction the snapshot implies (see the README's model table). */
+  attention?: 'causal' | 'bidirectional'
+  /** Put before every query instead of the snapshot's `prompts.query`. */
+  queryPrefix?: string
+  /** Put before every document instead of the snapshot's `prompts.document` (or `passage`). */
+  documentPrefix?: string
 }
 
 /** True only when the default model really runs on a GPU. */
@@ -132,11 +138,13 @@ export declare function isGpu(): boolean
 export interface ModelInfo {
   backend: 'cpu' | 'cuda' | 'mlx'
   device: string
-  arch: 'bert' | 'nomic_bert'
+  arch: 'bert' | 'nomic_bert' | 'qwen2' | 'qwen3'
   dim: number
   maxLength: number
-  pooling: 'cls' | 'mean'
+  pooling: 'cls' | 'mean' | 'lasttoken'
+  attention: 'bidirectional' | 'causal'
   queryPrefix: string
+  documentPrefix: string
   weights: string
   /** The ONNX Runtime in use (absent when MLX runs the model). */
   ortVersion?: string

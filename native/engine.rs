@@ -3,12 +3,13 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::arch::Mask;
 use crate::backend::Backend;
 use crate::batching::{assemble, plan};
 use crate::error::{Error, Result};
 use crate::load::{load, Loaded};
 use crate::model_dir::ModelDir;
-use crate::pooling::l2_normalize;
+use crate::pooling::{l2_normalize, Pooling};
 use crate::settings::{Settings, Source, Sources, ENV_MAX_LENGTH};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tokenize::TextTokenizer;
@@ -30,7 +31,10 @@ pub struct Info {
     pub dim: usize,
     pub max_length: usize,
     pub pooling: String,
+    /// `bidirectional` or `causal`.
+    pub attention: String,
     pub query_prefix: String,
+    pub document_prefix: String,
     pub weights: String,
     /// The ONNX Runtime library in use; `None` when MLX runs the model.
     pub ort_version: Option<String>,
@@ -88,7 +92,7 @@ impl Engine {
         let max_length = resolve_max_length(&dir, settings.max_length)?;
         let loaded = Loaded {
             backend,
-            weights: crate::weights::WeightsSource::Onnx(dir.path.clone()),
+            weights: dir.path.clone(),
             precision: None,
             runtime: None,
             cuda_unavailable: None,
@@ -103,7 +107,10 @@ impl Engine {
         settings: &Settings,
         max_length: usize,
     ) -> Result<Self> {
-        let tokenizer = TextTokenizer::load(&dir.tokenizer, max_length)?;
+        let eos = (dir.pooling == Pooling::LastToken)
+            .then(|| dir.config.eos())
+            .flatten();
+        let tokenizer = TextTokenizer::load(&dir.tokenizer, max_length, eos)?;
         let backend = loaded.backend;
         let default_tokens = if backend.is_gpu() {
             GPU_BATCH_TOKENS
@@ -118,8 +125,16 @@ impl Engine {
             dim: dir.config.hidden(),
             max_length,
             pooling: dir.pooling.name().into(),
-            query_prefix: dir.query_prefix.clone(),
-            weights: loaded.weights.path().display().to_string(),
+            attention: attention(dir, settings).name().into(),
+            query_prefix: settings
+                .query_prefix
+                .clone()
+                .unwrap_or_else(|| dir.prompts.query.clone()),
+            document_prefix: settings
+                .document_prefix
+                .clone()
+                .unwrap_or_else(|| dir.prompts.document.clone()),
+            weights: loaded.weights.display().to_string(),
             ort_version: runtime.map(|r| r.version.clone()),
             ort_library: runtime.map(|r| r.library.display().to_string()),
             threads: settings
@@ -165,9 +180,9 @@ impl Engine {
 
     fn embed_counted(&self, texts: &[String], is_query: bool) -> Result<Vec<f32>> {
         let prefix = if is_query {
-            self.info.query_prefix.as_str()
+            &self.info.query_prefix
         } else {
-            ""
+            &self.info.document_prefix
         };
         let started = Instant::now();
         let ids = self.tokenizer.encode(texts, prefix)?;
@@ -222,6 +237,14 @@ pub fn resolve_max_length(dir: &ModelDir, requested: Option<usize>) -> Result<us
             "maxLength {n} is more than this model was trained for ({limit} tokens); use {limit} or less"
         ))),
         Some(n) => Ok(n),
-        None => Ok(dir.max_seq_length.unwrap_or(limit).min(limit)),
+        None => Ok(dir
+            .max_seq_length
+            .unwrap_or(limit)
+            .min(dir.config.default_max_length())),
     }
+}
+
+/// The snapshot's attention direction unless the options override it.
+pub fn attention(dir: &ModelDir, settings: &Settings) -> Mask {
+    settings.attention.unwrap_or_else(|| dir.config.attention())
 }

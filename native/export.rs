@@ -1,8 +1,9 @@
 //! The graph built from `model.safetensors`, written as an ONNX file for runtimes that need one.
 use std::path::Path;
 
+use crate::arch;
 use crate::backend::ort::{graph, runtime};
-use crate::engine::resolve_max_length;
+use crate::engine::{attention, resolve_max_length};
 use crate::error::{Error, Result};
 use crate::model_dir::ModelDir;
 use crate::settings::{Options, Precision, Settings};
@@ -15,12 +16,13 @@ pub fn export_onnx(path: &Path, file: &Path, options: &Options) -> Result<()> {
     let settings = Settings::from_process(options)?;
     let dir = ModelDir::open(path)?;
     let max_length = resolve_max_length(&dir, settings.max_length)?;
-    let weights = Safetensors::open(&dir.path)?
+    let weights = Safetensors::open(&dir.path, arch::anchor(&dir.config))?
         .ok_or_else(|| Error::model_file(&dir.path, "has no model.safetensors to export"))?;
+    let encoder = arch::encoder(&weights, &dir.config, attention(&dir, &settings))?;
     let runtime = runtime::runtime(settings.ort_library.as_deref())?;
     graph::export(
-        &weights,
-        &dir.config,
+        &encoder,
+        &weights.source,
         dir.pooling,
         max_length,
         settings.dtype.unwrap_or(Precision::Float32),

@@ -1,8 +1,13 @@
 //! Carries out `decide`: opens the weights, tries each backend in order, and keeps the reason
 //! every passed-over or failed backend gives.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::arch;
 use crate::backend::ort::{self as ort_backend, runtime::Runtime, Provider, SessionPlan};
 use crate::backend::Backend;
 use crate::decide::{decide, Attempt, Decision, Machine, Snapshot, Target, Weights};
+use crate::engine::attention;
 use crate::error::{Error, Result};
 use crate::model_dir::ModelDir;
 use crate::settings::{Precision, Settings};
@@ -11,7 +16,8 @@ use crate::weights::{Safetensors, WeightsSource};
 /// The backend that started, and what the model's `info()` says about it.
 pub struct Loaded {
     pub backend: Box<dyn Backend>,
-    pub weights: WeightsSource,
+    /// The file the weights came from.
+    pub weights: PathBuf,
     pub precision: Option<Precision>,
     /// The ONNX Runtime in use; `None` when MLX runs the model.
     pub runtime: Option<&'static Runtime>,
@@ -26,6 +32,7 @@ pub fn load(dir: &ModelDir, settings: &Settings, max_length: usize) -> Result<Lo
     };
     let decision = decide(settings, snapshot, Machine::this())?;
     let weights = open_weights(dir, settings, &decision)?;
+    let weights_path = weights.path().to_path_buf();
     let mut reasons = decision.skipped.clone();
     let last = decision.attempts.len() - 1;
     for (i, attempt) in decision.attempts.iter().enumerate() {
@@ -43,7 +50,7 @@ pub fn load(dir: &ModelDir, settings: &Settings, max_length: usize) -> Result<Lo
                     runtime,
                     cuda_unavailable: reason(Target::Cuda),
                     mlx_unavailable: reason(Target::Mlx),
-                    weights,
+                    weights: weights_path,
                 });
             }
             Err(e) if i == last => return Err(final_error(attempt.target, &decision, e)),
@@ -68,9 +75,15 @@ fn open_weights(dir: &ModelDir, settings: &Settings, decision: &Decision) -> Res
         Weights::Onnx => Ok(WeightsSource::Onnx(
             dir.onnx_file(settings.onnx_file.as_deref())?,
         )),
-        Weights::Safetensors => Safetensors::open(&dir.path)?
-            .map(WeightsSource::Safetensors)
-            .ok_or_else(|| Error::model_file(&dir.path, "has no model.safetensors")),
+        Weights::Safetensors => {
+            let st = Safetensors::open(&dir.path, arch::anchor(&dir.config))?
+                .ok_or_else(|| Error::model_file(&dir.path, "has no model.safetensors"))?;
+            let encoder = arch::encoder(&st, &dir.config, attention(dir, settings))?;
+            Ok(WeightsSource::Encoder {
+                encoder: Arc::new(encoder),
+                source: st.source,
+            })
+        }
     }
 }
 
@@ -107,14 +120,14 @@ fn start_mlx(
     precision: Option<Precision>,
 ) -> Result<Started> {
     use crate::backend::mlx;
-    let WeightsSource::Safetensors(st) = weights else {
+    let WeightsSource::Encoder { encoder, .. } = weights else {
         return Err(Error::Internal("MLX was chosen for ONNX weights".into()));
     };
     let dtype = mlx::dtype(precision.unwrap_or(Precision::Float32))?;
     if let Some(bytes) = settings.gpu_memory_limit {
         mlx::limit_memory(bytes)?;
     }
-    let backend = mlx::MlxBackend::load(st, &dir.config, dir.pooling, dtype)?;
+    let backend = mlx::MlxBackend::load(Arc::clone(encoder), dir.pooling, dtype)?;
     Ok((Box::new(backend), None))
 }
 

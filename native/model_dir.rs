@@ -13,7 +13,7 @@ pub struct ModelDir {
     pub config: ModelConfig,
     pub tokenizer: PathBuf,
     pub pooling: Pooling,
-    pub query_prefix: String,
+    pub prompts: Prompts,
     /// `max_seq_length` from `sentence_bert_config.json`, when the snapshot has one.
     pub max_seq_length: Option<usize>,
 }
@@ -37,7 +37,7 @@ impl ModelDir {
         }
         Ok(ModelDir {
             pooling: read_pooling(path)?,
-            query_prefix: read_query_prefix(path)?,
+            prompts: read_prompts(path)?,
             max_seq_length: read_max_seq_length(path)?,
             path: path.to_path_buf(),
             config,
@@ -102,6 +102,8 @@ fn read_pooling(dir: &Path) -> Result<Pooling> {
         pooling_mode_cls_token: bool,
         #[serde(default)]
         pooling_mode_mean_tokens: bool,
+        #[serde(default)]
+        pooling_mode_lasttoken: bool,
     }
     let modules: Option<Vec<Module>> =
         read_optional(&dir.join("modules.json"), "a list of {path, type} modules")?;
@@ -115,14 +117,23 @@ fn read_pooling(dir: &Path) -> Result<Pooling> {
         None => Ok(Pooling::Mean),
         Some(c) if c.pooling_mode_cls_token => Ok(Pooling::Cls),
         Some(c) if c.pooling_mode_mean_tokens => Ok(Pooling::Mean),
+        Some(c) if c.pooling_mode_lasttoken => Ok(Pooling::LastToken),
         Some(_) => Err(Error::unsupported(
             &path,
-            "asks for a pooling mode this addon does not support (supported: pooling_mode_cls_token, pooling_mode_mean_tokens)",
+            "asks for a pooling mode this addon does not support (supported: pooling_mode_cls_token, pooling_mode_mean_tokens, pooling_mode_lasttoken)",
         )),
     }
 }
 
-fn read_query_prefix(dir: &Path) -> Result<String> {
+/// The text put before queries and before documents, exactly as the snapshot writes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prompts {
+    pub query: String,
+    pub document: String,
+}
+
+/// `prompts.query`, and `prompts.document` (or `passage`) of `config_sentence_transformers.json`.
+fn read_prompts(dir: &Path) -> Result<Prompts> {
     #[derive(Deserialize)]
     struct StConfig {
         #[serde(default)]
@@ -132,9 +143,14 @@ fn read_query_prefix(dir: &Path) -> Result<String> {
         &dir.join("config_sentence_transformers.json"),
         "a sentence-transformers config with an optional \"prompts\" object",
     )?;
-    Ok(config
-        .and_then(|mut c| c.prompts.remove("query"))
-        .unwrap_or_default())
+    let mut prompts = config.map(|c| c.prompts).unwrap_or_default();
+    Ok(Prompts {
+        query: prompts.remove("query").unwrap_or_default(),
+        document: prompts
+            .remove("document")
+            .or_else(|| prompts.remove("passage"))
+            .unwrap_or_default(),
+    })
 }
 
 fn read_max_seq_length(dir: &Path) -> Result<Option<usize>> {

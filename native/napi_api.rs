@@ -92,6 +92,13 @@ pub struct InitOptions {
     /// `$SEMANTIC_SEARCH_GPU_MEMORY_LIMIT`): CUDA's arena, or MLX's memory and cache limits.
     #[napi(ts_type = "number | string")]
     pub gpu_memory_limit: Option<Either<f64, String>>,
+    /// Overrides the attention direction the snapshot implies (see the README's model table).
+    #[napi(ts_type = "'causal' | 'bidirectional'")]
+    pub attention: Option<String>,
+    /// Put before every query instead of the snapshot's `prompts.query`.
+    pub query_prefix: Option<String>,
+    /// Put before every document instead of the snapshot's `prompts.document` (or `passage`).
+    pub document_prefix: Option<String>,
 }
 
 #[napi(object)]
@@ -115,13 +122,16 @@ pub struct ModelInfo {
     #[napi(ts_type = "'cpu' | 'cuda' | 'mlx'")]
     pub backend: String,
     pub device: String,
-    #[napi(ts_type = "'bert' | 'nomic_bert'")]
+    #[napi(ts_type = "'bert' | 'nomic_bert' | 'qwen2' | 'qwen3'")]
     pub arch: String,
     pub dim: u32,
     pub max_length: u32,
-    #[napi(ts_type = "'cls' | 'mean'")]
+    #[napi(ts_type = "'cls' | 'mean' | 'lasttoken'")]
     pub pooling: String,
+    #[napi(ts_type = "'bidirectional' | 'causal'")]
+    pub attention: String,
     pub query_prefix: String,
+    pub document_prefix: String,
     pub weights: String,
     /// The ONNX Runtime in use (absent when MLX runs the model).
     pub ort_version: Option<String>,
@@ -167,7 +177,9 @@ impl From<&Info> for ModelInfo {
             dim: i.dim as u32,
             max_length: i.max_length as u32,
             pooling: i.pooling.clone(),
+            attention: i.attention.clone(),
             query_prefix: i.query_prefix.clone(),
+            document_prefix: i.document_prefix.clone(),
             weights: i.weights.clone(),
             ort_version: i.ort_version.clone(),
             ort_library: i.ort_library.clone(),
@@ -234,6 +246,9 @@ impl From<InitOptions> for Options {
                 Either::A(bytes) => bytes.to_string(),
                 Either::B(text) => text,
             }),
+            attention: o.attention,
+            query_prefix: o.query_prefix,
+            document_prefix: o.document_prefix,
         }
     }
 }

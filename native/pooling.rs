@@ -5,6 +5,8 @@
 pub enum Pooling {
     Cls,
     Mean,
+    /// The last real token of each row (decoder-style embedders pool their EOS token).
+    LastToken,
 }
 
 impl Pooling {
@@ -12,6 +14,7 @@ impl Pooling {
         match self {
             Pooling::Cls => "cls",
             Pooling::Mean => "mean",
+            Pooling::LastToken => "lasttoken",
         }
     }
 }
@@ -31,6 +34,10 @@ pub fn pool(
         match pooling {
             Pooling::Cls => row_out.copy_from_slice(&row[..dim]),
             Pooling::Mean => mean_of_tokens(&row[..len * dim], dim, row_out),
+            Pooling::LastToken => {
+                let last = len.max(1) - 1;
+                row_out.copy_from_slice(&row[last * dim..(last + 1) * dim])
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `SEMANTIC_SEARCH_*` environment variables, with where each value came from.
 use std::path::PathBuf;
 
+use crate::arch::Mask;
 use crate::error::{Error, Result};
 
 /// What `init` accepts as given (strings from JavaScript); `None` means "not given".
@@ -19,6 +20,11 @@ pub struct Options {
     pub dtype: Option<String>,
     /// Bytes, or a size such as `4GB` / `512MiB`.
     pub gpu_memory_limit: Option<String>,
+    /// `causal` or `bidirectional`: overrides what the snapshot implies.
+    pub attention: Option<String>,
+    /// Override the snapshot's prompts for queries and for documents.
+    pub query_prefix: Option<String>,
+    pub document_prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +109,9 @@ pub struct Settings {
     pub gpu_memory_limit: Option<u64>,
     pub onnx_file: Option<String>,
     pub ort_library: Option<PathBuf>,
+    pub attention: Option<Mask>,
+    pub query_prefix: Option<String>,
+    pub document_prefix: Option<String>,
     pub sources: Sources,
 }
 
@@ -179,6 +188,14 @@ impl Settings {
                 .map_err(|e| from(sources.gpu_memory_limit, ENV_GPU_MEMORY_LIMIT).error(e))?,
             onnx_file: options.onnx_file.clone(),
             ort_library: options.ort_library.clone(),
+            attention: options
+                .attention
+                .as_deref()
+                .map(parse_attention)
+                .transpose()
+                .map_err(Error::Input)?,
+            query_prefix: options.query_prefix.clone(),
+            document_prefix: options.document_prefix.clone(),
             sources,
         })
     }
@@ -263,6 +280,16 @@ fn parse_dtype(name: &str) -> std::result::Result<Precision, String> {
         "int8" => Ok(Precision::Int8),
         other => Err(format!(
             "unknown dtype '{other}' (expected 'float32', 'float16' or 'int8')"
+        )),
+    }
+}
+
+fn parse_attention(name: &str) -> std::result::Result<Mask, String> {
+    match name {
+        "causal" => Ok(Mask::Causal),
+        "bidirectional" => Ok(Mask::Bidirectional),
+        other => Err(format!(
+            "unknown attention '{other}' (expected 'causal' or 'bidirectional')"
         )),
     }
 }

@@ -8,17 +8,32 @@ use crate::error::{Error, Result};
 
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The end-of-sequence id to append after truncation, when the tokenizer's own template
+    /// does not end sequences with it.
+    append: Option<u32>,
 }
 
 impl TextTokenizer {
-    pub fn load(path: &Path, max_length: usize) -> Result<Self> {
+    /// `eos`: the token every sequence must end with (last-token pooling pools it); appended
+    /// exactly once, after truncating to `max_length - 1`, unless the tokenizer does it itself.
+    pub fn load(path: &Path, max_length: usize, eos: Option<u32>) -> Result<Self> {
         let mut inner = Tokenizer::from_file(path).map_err(|e| {
             Error::model_file(path, format!("is not a valid Hugging Face tokenizer ({e})"))
         })?;
         inner.with_padding(None);
+        let append = match eos {
+            Some(id) if !ends_with(&inner, id)? => Some(id),
+            _ => None,
+        };
+        let keep = max_length - usize::from(append.is_some());
+        if keep == 0 {
+            return Err(Error::Input(format!(
+                "maxLength {max_length} leaves no room for a token before the end-of-sequence token"
+            )));
+        }
         inner
             .with_truncation(Some(TruncationParams {
-                max_length,
+                max_length: keep,
                 strategy: TruncationStrategy::LongestFirst,
                 stride: 0,
                 direction: TruncationDirection::Right,
@@ -29,7 +44,7 @@ impl TextTokenizer {
                     path.display()
                 ))
             })?;
-        Ok(TextTokenizer { inner })
+        Ok(TextTokenizer { inner, append })
     }
 
     /// Token ids of each text (with `prefix` in front), special tokens included; encoded in parallel.
@@ -44,7 +59,19 @@ impl TextTokenizer {
         let encodings = encodings.map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(encodings
             .into_iter()
-            .map(|e| e.get_ids().to_vec())
+            .map(|e| {
+                let mut ids = e.get_ids().to_vec();
+                ids.extend(self.append);
+                ids
+            })
             .collect())
     }
+}
+
+/// Whether the tokenizer's post-processor ends a sequence with `eos` (probed on a plain word).
+fn ends_with(tokenizer: &Tokenizer, eos: u32) -> Result<bool> {
+    let probe = tokenizer
+        .encode_fast("a", true)
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    Ok(probe.get_ids().last() == Some(&eos))
 }

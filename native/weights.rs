@@ -10,16 +10,20 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-/// The weights a backend runs.
+/// The weights a backend runs: the encoder described from `model.safetensors` (shared with the
+/// MLX thread, and dropped once every backend has taken its own copy), or an ONNX file.
 pub enum WeightsSource {
-    Safetensors(Safetensors),
+    Encoder {
+        encoder: std::sync::Arc<crate::arch::Encoder>,
+        source: PathBuf,
+    },
     Onnx(PathBuf),
 }
 
 impl WeightsSource {
     pub fn path(&self) -> &Path {
         match self {
-            WeightsSource::Safetensors(st) => &st.source,
+            WeightsSource::Encoder { source, .. } => source,
             WeightsSource::Onnx(file) => file,
         }
     }
@@ -82,8 +86,9 @@ impl Safetensors {
         dir.join(SINGLE).is_file() || dir.join(INDEX).is_file()
     }
 
-    /// The snapshot's safetensors weights, or `None` when it has none.
-    pub fn open(dir: &Path) -> Result<Option<Self>> {
+    /// The snapshot's safetensors weights, or `None` when it has none. Every key's prefix is
+    /// what stands before `anchor`, a key each checkpoint of the architecture has.
+    pub fn open(dir: &Path, anchor: &str) -> Result<Option<Self>> {
         let (source, files) = if dir.join(SINGLE).is_file() {
             (dir.join(SINGLE), vec![dir.join(SINGLE)])
         } else if dir.join(INDEX).is_file() {
@@ -101,7 +106,7 @@ impl Safetensors {
         for path in files {
             weights.add_shard(path)?;
         }
-        weights.prefix = weights.find_prefix()?;
+        weights.prefix = weights.find_prefix(anchor)?;
         Ok(Some(weights))
     }
 
@@ -134,19 +139,21 @@ impl Safetensors {
         Ok(())
     }
 
-    fn find_prefix(&self) -> Result<String> {
-        const ANCHOR: &str = "embeddings.word_embeddings.weight";
-        self.tensors
+    fn find_prefix(&self, anchor: &str) -> Result<String> {
+        let mut prefixes: Vec<&str> = self
+            .tensors
             .keys()
-            .find_map(|k| k.strip_suffix(ANCHOR).map(str::to_string))
-            .ok_or_else(|| {
-                Error::model_file(
-                    &self.source,
-                    format!(
-                        "has no tensor named {ANCHOR} (is this a BERT or NomicBert checkpoint?)"
-                    ),
-                )
-            })
+            .filter_map(|k| k.strip_suffix(anchor))
+            .filter(|p| p.is_empty() || p.ends_with('.'))
+            .collect();
+        // the shortest: `model.embed_tokens.weight` rather than a nested copy's key
+        prefixes.sort_by_key(|p| p.len());
+        prefixes.first().map(|p| p.to_string()).ok_or_else(|| {
+            Error::model_file(
+                &self.source,
+                format!("has no tensor named {anchor} (is it a checkpoint of the model_type config.json names?)"),
+            )
+        })
     }
 
     pub fn has(&self, name: &str) -> bool {

@@ -1,5 +1,7 @@
 //! BERT (all-MiniLM, bge, e5, arctic-embed): absolute positions, biases, GELU, post-norm.
-use super::{add_row, Activation, Attention, Encoder, FeedForward, Layer, Linear, Norm};
+use super::{
+    add_row, Activation, Attention, Encoder, FeedForward, Layer, Linear, Mask, Norm, Residual,
+};
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
 use crate::weights::Safetensors;
@@ -31,14 +33,19 @@ pub fn load(w: &Safetensors, c: &BertConfig) -> Result<Encoder> {
     Ok(Encoder {
         hidden: h,
         heads: c.num_attention_heads,
+        kv_heads: c.num_attention_heads,
+        head_dim: h / c.num_attention_heads,
         word_embeddings,
         position_embeddings: Some(w.get_shaped(
             "embeddings.position_embeddings.weight",
             &[c.max_position_embeddings, h],
         )?),
-        embedding_norm: Norm::load(w, "embeddings.LayerNorm", h, eps)?,
+        embedding_norm: Some(Norm::load(w, "embeddings.LayerNorm", h, eps)?),
         layers,
+        final_norm: None,
         rotary: None,
+        residual: Residual::PostNorm,
+        mask: Mask::Bidirectional,
     })
 }
 
@@ -50,6 +57,8 @@ fn layer(w: &Safetensors, c: &BertConfig, act: Activation, p: &str) -> Result<La
             k: Linear::load(w, &format!("{p}.attention.self.key"), h, h, true)?,
             v: Linear::load(w, &format!("{p}.attention.self.value"), h, h, true)?,
             out: Linear::load(w, &format!("{p}.attention.output.dense"), h, h, true)?,
+            q_norm: None,
+            k_norm: None,
         },
         norm1: Norm::load(w, &format!("{p}.attention.output.LayerNorm"), h, eps)?,
         ffn: FeedForward::Activation {

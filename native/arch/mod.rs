@@ -1,18 +1,31 @@
 //! What an encoder is made of, independent of the checkpoint's key names and of the backend:
 //! each architecture file maps `model.safetensors` onto this once, and every backend runs it
-//! (ONNX Runtime's graph builder, MLX).
+//! (ONNX Runtime's graph builder, MLX). The description is explicit: norm kind, residual
+//! placement, heads and key/value heads, head size, per-head q/k norms, rotary positions,
+//! attention direction.
 mod bert;
 mod nomic_bert;
+mod qwen;
 
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::weights::{Safetensors, Tensor};
 
-/// The encoder that `config.json` describes, with its weights from `weights`.
-pub fn encoder(weights: &Safetensors, config: &ModelConfig) -> Result<Encoder> {
+/// The encoder that `config.json` describes, with its weights from `weights`, attending as `mask`.
+pub fn encoder(weights: &Safetensors, config: &ModelConfig, mask: Mask) -> Result<Encoder> {
     match config {
         ModelConfig::Bert(c) => bert::load(weights, c),
         ModelConfig::NomicBert(c) => nomic_bert::load(weights, c),
+        ModelConfig::Qwen2(c) => qwen::load(weights, c, false, mask),
+        ModelConfig::Qwen3(c) => qwen::load(weights, c, true, mask),
+    }
+}
+
+/// The key whose prefix is every key's prefix in this architecture's checkpoints.
+pub fn anchor(config: &ModelConfig) -> &'static str {
+    match config {
+        ModelConfig::Bert(_) | ModelConfig::NomicBert(_) => "embeddings.word_embeddings.weight",
+        ModelConfig::Qwen2(_) | ModelConfig::Qwen3(_) => qwen::ANCHOR,
     }
 }
 
@@ -41,14 +54,24 @@ impl Linear {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// `(x - mean) / sqrt(var + eps) * weight + bias`
+    LayerNorm,
+    /// `x / sqrt(mean(x^2) + eps) * weight`
+    RmsNorm,
+}
+
 pub struct Norm {
+    pub kind: NormKind,
     pub weight: Tensor,
-    pub bias: Tensor,
+    pub bias: Option<Tensor>,
     pub eps: f32,
 }
 
 impl Norm {
-    /// `name.weight`/`name.bias`, or the `gamma`/`beta` of older TensorFlow-converted checkpoints.
+    /// A LayerNorm with bias: `name.weight`/`name.bias`, or the `gamma`/`beta` of older
+    /// TensorFlow-converted checkpoints.
     pub fn load(w: &Safetensors, name: &str, dim: usize, eps: f32) -> Result<Norm> {
         let (weight, bias) = if w.has(&format!("{name}.gamma")) {
             ("gamma", "beta")
@@ -56,20 +79,34 @@ impl Norm {
             ("weight", "bias")
         };
         Ok(Norm {
+            kind: NormKind::LayerNorm,
             weight: w.get_shaped(&format!("{name}.{weight}"), &[dim])?,
-            bias: w.get_shaped(&format!("{name}.{bias}"), &[dim])?,
+            bias: Some(w.get_shaped(&format!("{name}.{bias}"), &[dim])?),
+            eps,
+        })
+    }
+
+    /// An RMSNorm: `name.weight` only.
+    pub fn rms(w: &Safetensors, name: &str, dim: usize, eps: f32) -> Result<Norm> {
+        Ok(Norm {
+            kind: NormKind::RmsNorm,
+            weight: w.get_shaped(&format!("{name}.weight"), &[dim])?,
+            bias: None,
             eps,
         })
     }
 }
 
-/// Generic over the projection (`L`), so that a backend holds the same structure with its own
-/// weight type.
-pub struct Attention<L = Linear> {
+/// Generic over the projection (`L`) and the norm (`N`), so that a backend holds the same
+/// structure with its own weight types.
+pub struct Attention<L = Linear, N = Norm> {
     pub q: L,
     pub k: L,
     pub v: L,
     pub out: L,
+    /// RMSNorm over each head of q and of k, before the rotary embedding (Qwen3).
+    pub q_norm: Option<N>,
+    pub k_norm: Option<N>,
 }
 
 pub enum FeedForward<L = Linear> {
@@ -79,16 +116,19 @@ pub enum FeedForward<L = Linear> {
     SwiGlu { up: L, gate: L, down: L },
 }
 
-impl<L> Attention<L> {
-    pub fn try_map<M, E>(
+impl<L, N> Attention<L, N> {
+    pub fn try_map<M, O, E>(
         &self,
-        mut f: impl FnMut(&L) -> std::result::Result<M, E>,
-    ) -> std::result::Result<Attention<M>, E> {
+        mut linear: impl FnMut(&L) -> std::result::Result<M, E>,
+        mut norm: impl FnMut(&N) -> std::result::Result<O, E>,
+    ) -> std::result::Result<Attention<M, O>, E> {
         Ok(Attention {
-            q: f(&self.q)?,
-            k: f(&self.k)?,
-            v: f(&self.v)?,
-            out: f(&self.out)?,
+            q: linear(&self.q)?,
+            k: linear(&self.k)?,
+            v: linear(&self.v)?,
+            out: linear(&self.out)?,
+            q_norm: self.q_norm.as_ref().map(&mut norm).transpose()?,
+            k_norm: self.k_norm.as_ref().map(&mut norm).transpose()?,
         })
     }
 }
@@ -120,12 +160,52 @@ pub enum Activation {
     Relu,
 }
 
-/// A post-norm transformer layer: `x = norm1(x + attn(x)); x = norm2(x + ffn(x))`.
-pub struct Layer {
-    pub attention: Attention,
-    pub norm1: Norm,
-    pub ffn: FeedForward,
-    pub norm2: Norm,
+/// Where each block's norm sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residual {
+    /// `x = norm1(x + attn(x)); x = norm2(x + ffn(x))` (BERT, NomicBert)
+    PostNorm,
+    /// `x = x + attn(norm1(x)); x = x + ffn(norm2(x))` (Qwen), then the final norm
+    PreNorm,
+}
+
+/// Which tokens a token attends to (padding is never attended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mask {
+    Bidirectional,
+    /// Each token attends to itself and the tokens before it.
+    Causal,
+}
+
+impl Mask {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mask::Bidirectional => "bidirectional",
+            Mask::Causal => "causal",
+        }
+    }
+}
+
+pub struct Layer<L = Linear, N = Norm> {
+    pub attention: Attention<L, N>,
+    pub norm1: N,
+    pub ffn: FeedForward<L>,
+    pub norm2: N,
+}
+
+impl<L, N> Layer<L, N> {
+    pub fn try_map<M, O, E>(
+        &self,
+        mut linear: impl FnMut(&L) -> std::result::Result<M, E>,
+        mut norm: impl FnMut(&N) -> std::result::Result<O, E>,
+    ) -> std::result::Result<Layer<M, O>, E> {
+        Ok(Layer {
+            attention: self.attention.try_map(&mut linear, &mut norm)?,
+            norm1: norm(&self.norm1)?,
+            ffn: self.ffn.try_map(&mut linear)?,
+            norm2: norm(&self.norm2)?,
+        })
+    }
 }
 
 /// Rotary position embedding on the first `dims` of each head, halves rotated (not interleaved).
@@ -137,19 +217,21 @@ pub struct Rotary {
 pub struct Encoder {
     pub hidden: usize,
     pub heads: usize,
+    /// Key/value heads: fewer than `heads` with grouped-query attention, each serving
+    /// `heads / kv_heads` consecutive query heads.
+    pub kv_heads: usize,
+    /// Not always `hidden / heads` (Qwen3: 128).
+    pub head_dim: usize,
     /// `[vocab, hidden]`, with token-type row 0 already added (single-segment input).
     pub word_embeddings: Tensor,
     /// `[positions, hidden]` for absolute positions; `None` with rotary.
     pub position_embeddings: Option<Tensor>,
-    pub embedding_norm: Norm,
+    pub embedding_norm: Option<Norm>,
     pub layers: Vec<Layer>,
+    pub final_norm: Option<Norm>,
     pub rotary: Option<Rotary>,
-}
-
-impl Encoder {
-    pub fn head_dim(&self) -> usize {
-        self.hidden / self.heads
-    }
+    pub residual: Residual,
+    pub mask: Mask,
 }
 
 /// Adds `row` to every row of `table` (`[n, dim]`): folds a constant embedding into a lookup table.

@@ -1,5 +1,7 @@
 //! NomicBert (CodeRankEmbed, nomic-embed-text): fused Wqkv, rotary positions, SwiGLU, post-norm.
-use super::{add_row, Attention, Encoder, FeedForward, Layer, Linear, Norm, Rotary};
+use super::{
+    add_row, Attention, Encoder, FeedForward, Layer, Linear, Mask, Norm, Residual, Rotary,
+};
 use crate::config::NomicBertConfig;
 use crate::error::{Error, Result};
 use crate::weights::Safetensors;
@@ -23,10 +25,15 @@ pub fn load(w: &Safetensors, c: &NomicBertConfig) -> Result<Encoder> {
     Ok(Encoder {
         hidden: h,
         heads: c.n_head,
+        kv_heads: c.n_head,
+        head_dim,
         word_embeddings,
         position_embeddings: None,
-        embedding_norm: Norm::load(w, "emb_ln", h, c.layer_norm_epsilon)?,
+        embedding_norm: Some(Norm::load(w, "emb_ln", h, c.layer_norm_epsilon)?),
         layers,
+        final_norm: None,
+        residual: Residual::PostNorm,
+        mask: Mask::Bidirectional,
         rotary: Some(Rotary {
             dims: (head_dim as f32 * c.rotary_emb_fraction) as usize,
             base: c.rotary_emb_base,
@@ -77,6 +84,8 @@ fn layer(w: &Safetensors, c: &NomicBertConfig, p: &str) -> Result<Layer> {
             k: part(1),
             v: part(2),
             out: Linear::load(w, &format!("{p}.attn.out_proj"), h, h, c.qkv_proj_bias)?,
+            q_norm: None,
+            k_norm: None,
         },
         norm1: Norm::load(w, &format!("{p}.norm1"), h, eps)?,
         ffn: FeedForward::SwiGlu {

@@ -64,3 +64,47 @@ pub fn candle_minilm(dir: &std::path::Path, texts: &[String]) -> Vec<Vec<f32>> {
     let pooled = nomic_bert::mean_pooling(&hidden, &mask).unwrap();
     to_rows(&nomic_bert::l2_normalize(&pooled).unwrap())
 }
+
+/// The last real token's state of each row, L2-normalised.
+fn last_tokens(hidden: &Tensor, mask: &Tensor) -> Vec<Vec<f32>> {
+    let lengths: Vec<u32> = mask.sum(1).unwrap().to_vec1().unwrap();
+    let rows: Vec<Tensor> = lengths
+        .iter()
+        .enumerate()
+        .map(|(b, &len)| hidden.i((b, len as usize - 1, ..)).unwrap())
+        .collect();
+    to_rows(&nomic_bert::l2_normalize(&Tensor::stack(&rows, 0).unwrap()).unwrap())
+}
+
+/// Our unprefixed (Qodo-layout) weights under the `model.` prefix candle's Qwen models read.
+fn prefixed_weights(dir: &std::path::Path) -> VarBuilder<'static> {
+    let tensors =
+        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let renamed = tensors
+        .into_iter()
+        .map(|(k, v)| (format!("model.{k}"), v))
+        .collect();
+    VarBuilder::from_tensors(renamed, DType::F32, &Device::Cpu)
+}
+
+/// candle's Qwen2, bidirectional: given a padding mask it attends both ways.
+pub fn candle_qwen2(dir: &std::path::Path, texts: &[String]) -> Vec<Vec<f32>> {
+    use candle_transformers::models::qwen2;
+    let config: qwen2::Config =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let mut model = qwen2::Model::new(&config, prefixed_weights(dir)).unwrap();
+    let (ids, mask) = encode(dir, texts, 4096);
+    let hidden = model.forward(&ids, 0, Some(&mask)).unwrap();
+    last_tokens(&hidden, &mask)
+}
+
+/// candle's Qwen3, causal: with padding on the right, a real token never sees a padded one.
+pub fn candle_qwen3(dir: &std::path::Path, texts: &[String]) -> Vec<Vec<f32>> {
+    use candle_transformers::models::qwen3;
+    let config: qwen3::Config =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let mut model = qwen3::Model::new(&config, prefixed_weights(dir)).unwrap();
+    let (ids, mask) = encode(dir, texts, 4096);
+    let hidden = model.forward(&ids, 0).unwrap();
+    last_tokens(&hidden, &mask)
+}

@@ -287,3 +287,136 @@ pub fn assert_close(label: &str, a: &[Vec<f32>], b: &[Vec<f32>], min_cosine: f32
         "{label}: max abs diff {worst_diff} > {max_diff}"
     );
 }
+
+/// A small Qwen: grouped-query attention (4 query heads on 2 key/value heads), and for Qwen3 a
+/// head size that is not hidden / heads.
+pub struct QwenShape {
+    pub hidden: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub layers: usize,
+    pub inner: usize,
+}
+
+pub const SMALL_QWEN2: QwenShape = QwenShape {
+    hidden: 64,
+    heads: 4,
+    kv_heads: 2,
+    head_dim: 16,
+    layers: 2,
+    inner: 128,
+};
+
+pub const SMALL_QWEN3: QwenShape = QwenShape {
+    hidden: 64,
+    heads: 4,
+    kv_heads: 2,
+    head_dim: 32,
+    layers: 2,
+    inner: 128,
+};
+
+/// MiniLM's tokenizer ends every sequence with [SEP]: the EOS of these test models.
+pub const QWEN_TEST_EOS: u32 = 102;
+
+/// Random Qwen weights under unprefixed keys (Qodo-Embed-1's layout); `qwen3` adds q/k norms
+/// and drops the q/k/v biases.
+pub fn qwen_weights(
+    shape: &QwenShape,
+    qwen3: bool,
+    seed: u64,
+) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut rng = Rng::new(seed);
+    let (h, d, i) = (shape.hidden, shape.head_dim, shape.inner);
+    let (q, kv) = (shape.heads * d, shape.kv_heads * d);
+    let lin =
+        |rng: &mut Rng, out: usize, inp: usize| rng.vec(out * inp, 0.0, (3.0 / inp as f32).sqrt());
+    let mut t = vec![(
+        "embed_tokens.weight".to_string(),
+        vec![VOCAB, h],
+        rng.vec(VOCAB * h, 0.0, 1.0),
+    )];
+    for l in 0..shape.layers {
+        let p = format!("layers.{l}");
+        let mut push = |name: &str, dims: Vec<usize>, data: Vec<f32>| {
+            t.push((format!("{p}.{name}"), dims, data))
+        };
+        push("input_layernorm.weight", vec![h], rng.vec(h, 1.0, 0.3));
+        push("self_attn.q_proj.weight", vec![q, h], lin(&mut rng, q, h));
+        push("self_attn.k_proj.weight", vec![kv, h], lin(&mut rng, kv, h));
+        push("self_attn.v_proj.weight", vec![kv, h], lin(&mut rng, kv, h));
+        if qwen3 {
+            push("self_attn.q_norm.weight", vec![d], rng.vec(d, 1.0, 0.3));
+            push("self_attn.k_norm.weight", vec![d], rng.vec(d, 1.0, 0.3));
+        } else {
+            push("self_attn.q_proj.bias", vec![q], rng.vec(q, 0.0, 0.5));
+            push("self_attn.k_proj.bias", vec![kv], rng.vec(kv, 0.0, 0.5));
+            push("self_attn.v_proj.bias", vec![kv], rng.vec(kv, 0.0, 0.5));
+        }
+        push("self_attn.o_proj.weight", vec![h, q], lin(&mut rng, h, q));
+        push(
+            "post_attention_layernorm.weight",
+            vec![h],
+            rng.vec(h, 1.0, 0.3),
+        );
+        push("mlp.gate_proj.weight", vec![i, h], lin(&mut rng, i, h));
+        push("mlp.up_proj.weight", vec![i, h], lin(&mut rng, i, h));
+        push("mlp.down_proj.weight", vec![h, i], lin(&mut rng, h, i));
+    }
+    t.push(("norm.weight".into(), vec![h], rng.vec(h, 1.0, 0.3)));
+    t
+}
+
+/// `config.json` of a small Qwen, with the fields candle's configs need too; `extra` is spliced
+/// in (attention rule fields).
+pub fn qwen_config(shape: &QwenShape, qwen3: bool, extra: &str) -> String {
+    let kind = if qwen3 { "qwen3" } else { "qwen2" };
+    format!(
+        r#"{{"model_type":"{kind}","vocab_size":{VOCAB},"hidden_size":{},"intermediate_size":{},
+        "num_hidden_layers":{},"num_attention_heads":{},"num_key_value_heads":{},"head_dim":{},
+        "max_position_embeddings":4096,"rms_norm_eps":1e-6,"rope_theta":1000000.0,"hidden_act":"silu",
+        "attention_bias":{},"sliding_window":4096,"max_window_layers":2,"tie_word_embeddings":false,
+        "use_sliding_window":false,"eos_token_id":{QWEN_TEST_EOS}{extra}}}"#,
+        shape.hidden,
+        shape.inner,
+        shape.layers,
+        shape.heads,
+        shape.kv_heads,
+        shape.head_dim,
+        !qwen3
+    )
+}
+
+/// A Qwen snapshot: last-token pooling, no Normalize module, MiniLM's tokenizer; `extra`
+/// config fields decide the attention (`auto_map` to the gte remote code, `is_causal`).
+pub fn write_qwen_dir(dir: &Path, shape: &QwenShape, qwen3: bool, seed: u64, extra: &str) {
+    std::fs::write(dir.join("config.json"), qwen_config(shape, qwen3, extra)).expect("config");
+    std::fs::copy(
+        minilm_dir().join("tokenizer.json"),
+        dir.join("tokenizer.json"),
+    )
+    .expect("tokenizer");
+    std::fs::create_dir_all(dir.join("1_Pooling")).expect("pooling dir");
+    std::fs::write(
+        dir.join("1_Pooling/config.json"),
+        format!(
+            r#"{{"word_embedding_dimension":{},"pooling_mode_lasttoken":true}}"#,
+            shape.hidden
+        ),
+    )
+    .expect("pooling");
+    write_safetensors(
+        &dir.join("model.safetensors"),
+        &qwen_weights(shape, qwen3, seed),
+        Dtype::F32,
+    );
+}
+
+/// Qodo-Embed-1's `auto_map`: its own remote code, whose attention is bidirectional.
+pub const QODO_AUTO_MAP: &str =
+    r#","auto_map":{"AutoModel":"Alibaba-NLP/gte-Qwen2-1.5B-instruct--modeling_qwen.Qwen2Model"}"#;
+
+pub fn load_with(dir: &Path, options: Options) -> Engine {
+    Engine::load(dir, &options).expect("engine loads")
+}

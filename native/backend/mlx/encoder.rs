@@ -3,10 +3,13 @@
 use mlx_rs::error::Exception;
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
 use mlx_rs::ops::indexing::take_axis;
-use mlx_rs::ops::{addmm, erf, maximum, multiply, reshape, sigmoid, sum_axis, transpose_axes};
+use mlx_rs::ops::{
+    addmm, erf, logical_and, maximum, multiply, ones, reshape, sigmoid, sum_axis, transpose_axes,
+    tril,
+};
 use mlx_rs::{Array, Dtype};
 
-use crate::arch::{self, Activation, FeedForward};
+use crate::arch::{self, Activation, FeedForward, Mask, NormKind, Residual};
 use crate::pooling::Pooling;
 use crate::weights::Tensor;
 
@@ -19,26 +22,27 @@ struct Linear {
 }
 
 struct Norm {
+    kind: NormKind,
     weight: Array,
-    bias: Array,
+    bias: Option<Array>,
     eps: f32,
 }
 
-struct Layer {
-    attention: arch::Attention<Linear>,
-    norm1: Norm,
-    ffn: FeedForward<Linear>,
-    norm2: Norm,
-}
+type Layer = arch::Layer<Linear, Norm>;
 
 pub struct Encoder {
     hidden: usize,
     heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
     word_embeddings: Array,
     position_embeddings: Option<Array>,
-    embedding_norm: Norm,
+    embedding_norm: Option<Norm>,
     layers: Vec<Layer>,
-    rotary: Option<arch::Rotary>,
+    final_norm: Option<Norm>,
+    rotary: Option<(usize, f32)>,
+    residual: Residual,
+    mask: Mask,
     pooling: Pooling,
     dtype: Dtype,
 }
@@ -53,21 +57,27 @@ pub struct Tokens<'a> {
 
 impl Encoder {
     /// Copies the weights of `spec` into MLX arrays of `dtype` (float32 or float16).
-    pub fn new(spec: arch::Encoder, pooling: Pooling, dtype: Dtype) -> Result<Self> {
+    pub fn new(spec: &arch::Encoder, pooling: Pooling, dtype: Dtype) -> Result<Self> {
         let array = |t: &Tensor| to_array(t, dtype);
+        let norm = |n: &arch::Norm| to_norm(n, dtype);
         let layers = spec
             .layers
             .iter()
-            .map(|l| layer(l, dtype))
+            .map(|l| l.try_map(|x| to_linear(x, dtype), norm))
             .collect::<Result<_>>()?;
         Ok(Encoder {
             hidden: spec.hidden,
             heads: spec.heads,
+            kv_heads: spec.kv_heads,
+            head_dim: spec.head_dim,
             word_embeddings: array(&spec.word_embeddings)?,
             position_embeddings: spec.position_embeddings.as_ref().map(array).transpose()?,
-            embedding_norm: norm(&spec.embedding_norm, dtype)?,
+            embedding_norm: spec.embedding_norm.as_ref().map(norm).transpose()?,
             layers,
-            rotary: spec.rotary,
+            final_norm: spec.final_norm.as_ref().map(norm).transpose()?,
+            rotary: spec.rotary.as_ref().map(|r| (r.dims, r.base)),
+            residual: spec.residual,
+            mask: spec.mask,
             pooling,
             dtype,
         })
@@ -79,10 +89,20 @@ impl Encoder {
         let ids: Vec<i32> = tokens.input_ids.iter().map(|&t| t as i32).collect();
         let ids = Array::from_slice(&ids, &[rows * seq]);
         let keep: Vec<bool> = tokens.attention_mask.iter().map(|&m| m != 0).collect();
-        let keep = Array::from_slice(&keep, &[rows, 1, 1, seq]);
+        let mut keep = Array::from_slice(&keep, &[rows, 1, 1, seq]);
+        if self.mask == Mask::Causal {
+            let earlier = tril(ones::<bool>(&[seq, seq])?, 0)?;
+            keep = logical_and(&keep, &earlier)?; // [rows, 1, seq, seq]
+        }
         let mut x = self.embed(&ids, tokens.seq)?;
         for layer in &self.layers {
-            x = self.layer(layer, &x, tokens, &keep)?;
+            x = match self.residual {
+                Residual::PostNorm => self.post_norm_layer(layer, &x, tokens, &keep)?,
+                Residual::PreNorm => self.pre_norm_layer(layer, &x, tokens, &keep)?,
+            };
+        }
+        if let Some(n) = &self.final_norm {
+            x = norm(&x, n)?;
         }
         let pooled = self.pool(&x, tokens)?.as_dtype(Dtype::Float32)?;
         pooled.eval()?;
@@ -99,49 +119,70 @@ impl Encoder {
             x = reshape(&x, &[rows, seq as i32, self.hidden as i32])?.add(&positions)?;
             x = reshape(&x, &[-1, self.hidden as i32])?;
         }
-        layer_norm(&x, &self.embedding_norm)
+        match &self.embedding_norm {
+            Some(n) => norm(&x, n),
+            None => Ok(x),
+        }
     }
 
-    fn layer(&self, l: &Layer, x: &Array, t: &Tokens, keep: &Array) -> Result<Array> {
+    fn post_norm_layer(&self, l: &Layer, x: &Array, t: &Tokens, keep: &Array) -> Result<Array> {
         let attended = self.attention(l, x, t, keep)?;
-        let x = layer_norm(&x.add(&attended)?, &l.norm1)?;
+        let x = norm(&x.add(&attended)?, &l.norm1)?;
         let fed = feed_forward(&l.ffn, &x)?;
-        layer_norm(&x.add(&fed)?, &l.norm2)
+        norm(&x.add(&fed)?, &l.norm2)
+    }
+
+    fn pre_norm_layer(&self, l: &Layer, x: &Array, t: &Tokens, keep: &Array) -> Result<Array> {
+        let x = x.add(&self.attention(l, &norm(x, &l.norm1)?, t, keep)?)?;
+        x.add(&feed_forward(&l.ffn, &norm(&x, &l.norm2)?)?)
     }
 
     fn attention(&self, l: &Layer, x: &Array, t: &Tokens, keep: &Array) -> Result<Array> {
-        let head_dim = (self.hidden / self.heads) as i32;
-        let heads = |a: Array| -> Result<Array> {
-            let a = reshape(
-                &a,
-                &[t.rows as i32, t.seq as i32, self.heads as i32, head_dim],
-            )?;
+        let head_dim = self.head_dim as i32;
+        // [rows, heads, seq, head_dim]; MLX's attention reads grouped key/value heads as they are
+        let heads = |a: Array, n: usize, per_head: Option<&Norm>| -> Result<Array> {
+            let mut a = reshape(&a, &[t.rows as i32, t.seq as i32, n as i32, head_dim])?;
+            if let Some(n) = per_head {
+                a = norm(&a, n)?;
+            }
             transpose_axes(&a, &[0, 2, 1, 3])
         };
-        let (mut q, mut k) = (
-            heads(linear(x, &l.attention.q)?)?,
-            heads(linear(x, &l.attention.k)?)?,
-        );
-        let v = heads(linear(x, &l.attention.v)?)?;
-        if let Some(r) = &self.rotary {
-            q = fast::rope(&q, r.dims as i32, false, r.base, 1.0, 0, None)?;
-            k = fast::rope(&k, r.dims as i32, false, r.base, 1.0, 0, None)?;
+        let a = &l.attention;
+        let mut q = heads(linear(x, &a.q)?, self.heads, a.q_norm.as_ref())?;
+        let mut k = heads(linear(x, &a.k)?, self.kv_heads, a.k_norm.as_ref())?;
+        let v = heads(linear(x, &a.v)?, self.kv_heads, None)?;
+        if let Some((dims, base)) = self.rotary {
+            q = fast::rope(&q, dims as i32, false, base, 1.0, 0, None)?;
+            k = fast::rope(&k, dims as i32, false, base, 1.0, 0, None)?;
         }
         let scale = 1.0 / (head_dim as f32).sqrt();
         let mask = ScaledDotProductAttentionMask::Array(keep);
         let o = fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
         let o = reshape(
             &transpose_axes(&o, &[0, 2, 1, 3])?,
-            &[-1, self.hidden as i32],
+            &[-1, self.heads as i32 * head_dim],
         )?;
-        linear(&o, &l.attention.out)
+        linear(&o, &a.out)
     }
 
-    /// CLS: the first token of each row; mean: the average over real (unmasked) tokens, in f32.
+    /// CLS: the first token of each row; last token: the last real one; mean: the average over
+    /// real (unmasked) tokens, in f32.
     fn pool(&self, x: &Array, t: &Tokens) -> Result<Array> {
+        if self.pooling == Pooling::LastToken {
+            let last: Vec<i32> = t
+                .attention_mask
+                .chunks_exact(t.seq)
+                .enumerate()
+                .map(|(row, mask)| {
+                    (row * t.seq + mask.iter().filter(|&&m| m != 0).count().max(1) - 1) as i32
+                })
+                .collect();
+            let last = Array::from_slice(&last, &[t.rows as i32]);
+            return take_axis(x, &last, 0);
+        }
         let x = reshape(x, &[t.rows as i32, t.seq as i32, self.hidden as i32])?;
         match self.pooling {
-            Pooling::Cls => take_axis(&x, Array::from_int(0), 1),
+            Pooling::Cls | Pooling::LastToken => take_axis(&x, Array::from_int(0), 1),
             Pooling::Mean => {
                 let mask: Vec<f32> = t.attention_mask.iter().map(|&m| m as f32).collect();
                 let mask = Array::from_slice(&mask, &[t.rows as i32, t.seq as i32, 1]);
@@ -158,8 +199,11 @@ fn linear(x: &Array, l: &Linear) -> Result<Array> {
     addmm(&l.bias, x, &l.weight_t, 1.0, 1.0)
 }
 
-fn layer_norm(x: &Array, n: &Norm) -> Result<Array> {
-    fast::layer_norm(x, &n.weight, &n.bias, n.eps)
+fn norm(x: &Array, n: &Norm) -> Result<Array> {
+    match n.kind {
+        NormKind::LayerNorm => fast::layer_norm(x, &n.weight, n.bias.as_ref(), n.eps),
+        NormKind::RmsNorm => fast::rms_norm(x, Some(&n.weight), n.eps),
+    }
 }
 
 fn feed_forward(ffn: &FeedForward<Linear>, x: &Array) -> Result<Array> {
@@ -184,16 +228,6 @@ fn feed_forward(ffn: &FeedForward<Linear>, x: &Array) -> Result<Array> {
     }
 }
 
-fn layer(l: &arch::Layer, dtype: Dtype) -> Result<Layer> {
-    let linear = |x: &arch::Linear| to_linear(x, dtype);
-    Ok(Layer {
-        attention: l.attention.try_map(linear)?,
-        norm1: norm(&l.norm1, dtype)?,
-        ffn: l.ffn.try_map(linear)?,
-        norm2: norm(&l.norm2, dtype)?,
-    })
-}
-
 /// A missing bias becomes zeros, so that every projection is one `addmm`.
 fn to_linear(l: &arch::Linear, dtype: Dtype) -> Result<Linear> {
     let out = l.weight.shape[0];
@@ -207,10 +241,11 @@ fn to_linear(l: &arch::Linear, dtype: Dtype) -> Result<Linear> {
     })
 }
 
-fn norm(n: &arch::Norm, dtype: Dtype) -> Result<Norm> {
+fn to_norm(n: &arch::Norm, dtype: Dtype) -> Result<Norm> {
     Ok(Norm {
+        kind: n.kind,
         weight: to_array(&n.weight, dtype)?,
-        bias: to_array(&n.bias, dtype)?,
+        bias: n.bias.as_ref().map(|b| to_array(b, dtype)).transpose()?,
         eps: n.eps,
     })
 }

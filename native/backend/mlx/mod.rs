@@ -4,7 +4,7 @@
 mod encoder;
 
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use mlx_rs::{Device, DeviceType, Dtype};
@@ -12,11 +12,9 @@ use mlx_rs::{Device, DeviceType, Dtype};
 use crate::arch;
 use crate::backend::Backend;
 use crate::batching::Batch;
-use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::pooling::Pooling;
 use crate::settings::Precision;
-use crate::weights::Safetensors;
 use encoder::{Encoder, Tokens};
 
 struct Job {
@@ -66,25 +64,23 @@ pub fn dtype_name(dtype: Dtype) -> &'static str {
 
 impl MlxBackend {
     /// Starts the MLX thread and loads the weights there; returns once they are ready.
-    pub fn load(
-        weights: &Safetensors,
-        config: &ModelConfig,
-        pooling: Pooling,
-        dtype: Dtype,
-    ) -> Result<Self> {
-        let spec = arch::encoder(weights, config)?;
+    pub fn load(spec: Arc<arch::Encoder>, pooling: Pooling, dtype: Dtype) -> Result<Self> {
         let gpu = default_device_is_gpu();
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready, loaded) = mpsc::channel::<Result<()>>();
         let worker = std::thread::Builder::new()
             .name("semantic-search-mlx".into())
-            .spawn(move || match Encoder::new(spec, pooling, dtype) {
-                Ok(encoder) => {
-                    let _ = ready.send(Ok(()));
-                    serve(&encoder, queue);
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(mlx_error("loading the weights", e)));
+            .spawn(move || {
+                let encoder = Encoder::new(&spec, pooling, dtype);
+                drop(spec); // MLX holds its own copy now
+                match encoder {
+                    Ok(encoder) => {
+                        let _ = ready.send(Ok(()));
+                        serve(&encoder, queue);
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(mlx_error("loading the weights", e)));
+                    }
                 }
             })
             .map_err(|e| Error::BackendUnavailable(format!("cannot start the MLX thread: {e}")))?;

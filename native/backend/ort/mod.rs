@@ -65,9 +65,9 @@ fn build(
         builder = cuda::with_cuda(builder, plan.gpu_memory_limit)?;
     }
     let session = match (weights, plan.precision) {
-        (WeightsSource::Safetensors(st), Some(precision)) => graph::session(
-            st,
-            &dir.config,
+        (WeightsSource::Encoder { encoder, source }, Some(precision)) => graph::session(
+            encoder,
+            source,
             dir.pooling,
             max_length,
             precision,

@@ -8,7 +8,10 @@ use ort::value::{
     Outlet, Shape, SymbolicDimensions, Tensor as OrtTensor, TensorElementType, ValueType,
 };
 
-use crate::arch::{Activation, Attention, Encoder, FeedForward, Layer, Linear, Norm, Rotary};
+use crate::arch::{
+    Activation, Attention, Encoder, FeedForward, Layer, Linear, Mask, Norm, NormKind, Residual,
+    Rotary,
+};
 use crate::error::Result;
 use crate::pooling::Pooling;
 use crate::weights::Tensor;
@@ -39,18 +42,34 @@ pub fn model(
     token_states: bool,
     precision: Precision,
 ) -> Result<Model> {
-    let mut g = Emitter::new(precision)?;
+    // A pre-norm model's residual stream accumulates in float32 even in a half-precision graph,
+    // and its softmax runs in float32: its sums grow layer by layer (gte-Qwen2 is reported to
+    // overflow plain fp16).
+    let wide_residual = precision == Precision::Float16 && encoder.residual == Residual::PreNorm;
+    let mut g = Emitter::new(precision, encoder.mask, wide_residual)?;
     let x = g.embeddings(encoder)?;
     let rope = match &encoder.rotary {
-        Some(rotary) => Some(g.rotary_tables(rotary, encoder.head_dim(), max_positions)?),
+        Some(rotary) => Some(g.rotary_tables(rotary, encoder.head_dim, max_positions)?),
         None => None,
     };
-    let mut x = x;
+    let mut x = if wide_residual { g.cast(&x, FLOAT)? } else { x };
     for layer in &encoder.layers {
-        x = g.layer(&x, layer, encoder, rope.as_ref())?;
+        x = match encoder.residual {
+            Residual::PostNorm => g.post_norm_layer(&x, layer, encoder, rope.as_ref())?,
+            Residual::PreNorm => {
+                g.pre_norm_layer(&x, layer, encoder, rope.as_ref(), wide_residual)?
+            }
+        };
     }
-    if precision == Precision::Float16 {
-        x = g.op("Cast", &[&x], vec![Attribute::new("to", FLOAT)?])?;
+    if let Some(norm) = &encoder.final_norm {
+        x = if wide_residual {
+            g.norm32(&x, norm)?
+        } else {
+            g.norm(&x, norm)?
+        };
+    }
+    if precision == Precision::Float16 && !wide_residual {
+        x = g.cast(&x, FLOAT)?;
     }
     let pooled = g.pool(&x, pooling)?;
     let normalized = g.l2_normalize(&pooled)?;
@@ -82,6 +101,10 @@ struct Emitter {
     seq_len: String,
     mask: String,
     attention_bias: String,
+    /// The bias with one more axis, for grouped-query attention's 5-D scores.
+    grouped_bias: Option<String>,
+    /// Softmax (and the bias) in float32 in a half-precision graph.
+    wide_softmax: bool,
     int_constants: std::collections::HashMap<Vec<i64>, String>,
     /// Per-channel magnitude bound of each LayerNorm output (int8: smoothing its consumers).
     norm_bounds: std::collections::HashMap<String, Vec<f32>>,
@@ -110,7 +133,7 @@ fn int64_matrix(name: &str) -> Outlet {
 }
 
 impl Emitter {
-    fn new(precision: Precision) -> Result<Self> {
+    fn new(precision: Precision, attention: Mask, wide_softmax: bool) -> Result<Self> {
         let mut graph = Graph::new()?;
         graph.set_inputs([int64_matrix("input_ids"), int64_matrix("attention_mask")])?;
         let mut g = Emitter {
@@ -120,6 +143,8 @@ impl Emitter {
             seq_len: String::new(),
             mask: String::new(),
             attention_bias: String::new(),
+            grouped_bias: None,
+            wide_softmax,
             int_constants: Default::default(),
             norm_bounds: Default::default(),
             smoothed: Default::default(),
@@ -138,12 +163,17 @@ impl Emitter {
         let one = g.scalar32(1.0)?;
         let minus_one = g.op("Sub", &[&g.mask.clone(), &one], vec![])?;
         let big = g.scalar32(10000.0)?;
-        let mut bias = g.op("Mul", &[&minus_one, &big], vec![])?;
-        if precision == Precision::Float16 {
-            bias = g.op("Cast", &[&bias], vec![Attribute::new("to", FLOAT16)?])?;
-        }
+        let bias = g.op("Mul", &[&minus_one, &big], vec![])?;
         let axes = g.ints("axes", &[1, 2])?;
-        g.attention_bias = g.op("Unsqueeze", &[&bias, &axes], vec![])?; // [batch, 1, 1, seq]
+        let mut bias = g.op("Unsqueeze", &[&bias, &axes], vec![])?; // [batch, 1, 1, seq]
+        if attention == Mask::Causal {
+            let causal = g.causal_bias()?;
+            bias = g.op("Add", &[&bias, &causal], vec![])?; // [batch, 1, seq, seq]
+        }
+        if precision == Precision::Float16 && !wide_softmax {
+            bias = g.cast(&bias, FLOAT16)?;
+        }
+        g.attention_bias = bias;
         Ok(g)
     }
 
@@ -254,6 +284,28 @@ impl Emitter {
         self.initializer("const", &[], &[value])
     }
 
+    fn cast(&mut self, x: &str, to: i64) -> Result<String> {
+        self.op("Cast", &[x], vec![Attribute::new("to", to)?])
+    }
+
+    /// `[seq, seq]`: -10000 above the diagonal (a later token), 0 on and below it.
+    fn causal_bias(&mut self) -> Result<String> {
+        let seq_len = self.seq_len.clone();
+        let square = self.op(
+            "Concat",
+            &[&seq_len, &seq_len],
+            vec![Attribute::new("axis", 0i64)?],
+        )?;
+        let minus = self.scalar32(-10000.0)?;
+        let full = self.op("Expand", &[&minus, &square], vec![])?;
+        let one = self.initializer("one", &[], &[1i64])?;
+        self.op(
+            "Trilu",
+            &[&full, &one],
+            vec![Attribute::new("upper", 1i64)?],
+        )
+    }
+
     fn embeddings(&mut self, e: &Encoder) -> Result<String> {
         let table = self.floats(
             "word_embeddings",
@@ -270,7 +322,10 @@ impl Emitter {
             let here = self.first_rows(&table)?;
             x = self.op("Add", &[&x, &here], vec![])?;
         }
-        self.layer_norm(&x, &e.embedding_norm)
+        match &e.embedding_norm {
+            Some(norm) => self.norm(&x, norm),
+            None => Ok(x),
+        }
     }
 
     /// The first `sequence` rows of a position table: a Slice, not a Shape/Range/Gather chain,
@@ -281,7 +336,7 @@ impl Emitter {
         self.op("Slice", &[table, &zero, &seq_len, &zero], vec![])
     }
 
-    fn layer(
+    fn post_norm_layer(
         &mut self,
         x: &str,
         layer: &Layer,
@@ -292,10 +347,62 @@ impl Emitter {
         // Add then LayerNormalization: ONNX Runtime's fused SkipLayerNormalization measured
         // slower on the CPU (0.54 s against about 0.2 s for the pair, `npm run bench:profile`).
         let sum = self.op("Add", &[x, &attended], vec![])?;
-        let x = self.layer_norm(&sum, &layer.norm1)?;
+        let x = self.norm(&sum, &layer.norm1)?;
         let transformed = self.feed_forward(&x, &layer.ffn)?;
         let sum = self.op("Add", &[&x, &transformed], vec![])?;
-        self.layer_norm(&sum, &layer.norm2)
+        self.norm(&sum, &layer.norm2)
+    }
+
+    /// `x + attn(norm1(x))`, then `x + ffn(norm2(x))`; with `wide`, `x` is float32 and each
+    /// block runs in the graph's half precision between its norm and its sum.
+    fn pre_norm_layer(
+        &mut self,
+        x: &str,
+        layer: &Layer,
+        e: &Encoder,
+        rope: Option<&RopeTables>,
+        wide: bool,
+    ) -> Result<String> {
+        let normed = if wide {
+            self.norm_wide(x, &layer.norm1)?
+        } else {
+            self.norm(x, &layer.norm1)?
+        };
+        let attended = self.attention(&normed, &layer.attention, e, rope)?;
+        let attended = if wide {
+            self.cast(&attended, FLOAT)?
+        } else {
+            attended
+        };
+        let x = self.op("Add", &[x, &attended], vec![])?;
+        let normed = if wide {
+            self.norm_wide(&x, &layer.norm2)?
+        } else {
+            self.norm(&x, &layer.norm2)?
+        };
+        let transformed = self.feed_forward(&normed, &layer.ffn)?;
+        let transformed = if wide {
+            self.cast(&transformed, FLOAT)?
+        } else {
+            transformed
+        };
+        self.op("Add", &[&x, &transformed], vec![])
+    }
+
+    /// A float32 `x` normalised in float32, then handed on in half precision.
+    fn norm_wide(&mut self, x: &str, norm: &Norm) -> Result<String> {
+        let y = self.norm32(x, norm)?;
+        self.cast(&y, FLOAT16)
+    }
+
+    /// A float32 `x` normalised in float32 (pre-norm models' half-precision graphs).
+    fn norm32(&mut self, x: &str, norm: &Norm) -> Result<String> {
+        match norm.kind {
+            NormKind::RmsNorm => self.rms_norm(x, norm, 1.0, true),
+            NormKind::LayerNorm => Err(crate::error::Error::Internal(
+                "a pre-norm LayerNorm model in half precision has no graph yet".into(),
+            )),
+        }
     }
 
     /// `x @ weight^T * scale + bias * scale`; the weight is transposed once, here.
@@ -362,9 +469,58 @@ impl Emitter {
             .remove(0))
     }
 
+    fn norm(&mut self, x: &str, norm: &Norm) -> Result<String> {
+        match norm.kind {
+            NormKind::LayerNorm => self.layer_norm(x, norm),
+            NormKind::RmsNorm => self.rms_norm(x, norm, 1.0, false),
+        }
+    }
+
+    /// `x / sqrt(mean(x^2) + eps) * weight * scale` over the last axis, in float32 (a half
+    /// precision `x` is widened for it), as the ops ONNX Runtime fuses into
+    /// SimplifiedLayerNormalization. `wide`: `x` is float32 already and the result stays so.
+    fn rms_norm(&mut self, x: &str, norm: &Norm, scale: f32, wide: bool) -> Result<String> {
+        let half = self.precision == Precision::Float16 && !wide;
+        let x32 = if half {
+            self.cast(x, FLOAT)?
+        } else {
+            x.to_string()
+        };
+        let two = self.scalar32(2.0)?;
+        let squares = self.op("Pow", &[&x32, &two], vec![])?;
+        let mean = self.op(
+            "ReduceMean",
+            &[&squares],
+            vec![
+                Attribute::new("axes", vec![-1i64])?,
+                Attribute::new("keepdims", 1i64)?,
+            ],
+        )?;
+        let eps = self.scalar32(norm.eps)?;
+        let shifted = self.op("Add", &[&mean, &eps], vec![])?;
+        let rms = self.op("Sqrt", &[&shifted], vec![])?;
+        let normalised = self.op("Div", &[&x32, &rms], vec![])?;
+        let weight: Vec<f32> = norm.weight.data.iter().map(|w| w * scale).collect();
+        let weight = self.initializer("norm_weight", &norm.weight.shape, &weight)?;
+        let y = self.op("Mul", &[&normalised, &weight], vec![])?;
+        let y = if half { self.cast(&y, FLOAT16)? } else { y };
+        // A normalised value rarely leaves [-4, 4], so channel c stays within 4|gamma|.
+        let bounds = norm.weight.data.iter().map(|g| 4.0 * g.abs()).collect();
+        self.norm_bounds.insert(y.clone(), bounds);
+        Ok(y)
+    }
+
     fn layer_norm(&mut self, x: &str, norm: &Norm) -> Result<String> {
         let weight = self.floats("norm_weight", &norm.weight.shape, &norm.weight.data)?;
-        let bias = self.floats("norm_bias", &norm.bias.shape, &norm.bias.data)?;
+        let zeros;
+        let bias_data = match &norm.bias {
+            Some(b) => &b.data,
+            None => {
+                zeros = vec![0.0; norm.weight.data.len()];
+                &zeros
+            }
+        };
+        let bias = self.floats("norm_bias", &norm.weight.shape, bias_data)?;
         let y = self.op(
             "LayerNormalization",
             &[x, &weight, &bias],
@@ -378,7 +534,7 @@ impl Emitter {
             .weight
             .data
             .iter()
-            .zip(&norm.bias.data)
+            .zip(bias_data)
             .map(|(g, b)| 4.0 * g.abs() + b.abs())
             .collect();
         self.norm_bounds.insert(y.clone(), bounds);
@@ -411,33 +567,93 @@ impl Emitter {
         e: &Encoder,
         rope: Option<&RopeTables>,
     ) -> Result<String> {
-        let (heads, head_dim) = (e.heads as i64, e.head_dim() as i64);
-        // 1/sqrt(head_dim) folded into the query projection (rotary is linear, so it commutes).
+        let (heads, kv_heads, head_dim) = (e.heads as i64, e.kv_heads as i64, e.head_dim as i64);
+        // 1/sqrt(head_dim) folded into the query projection (rotary is linear, so it commutes),
+        // or into q's per-head norm when there is one (a norm after the projection would undo it).
         // Three products, not one of the stacked weights and a Split (measured 5 % slower); plain
         // ops, not com.microsoft.MultiHeadAttention (0.79x to 1.36x their speed by shape, alone).
-        let q = self.linear(x, &a.q, 1.0 / (head_dim as f32).sqrt())?;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let q_scale = if a.q_norm.is_some() { 1.0 } else { scale };
+        let q = self.linear(x, &a.q, q_scale)?;
         let k = self.linear(x, &a.k, 1.0)?;
         let v = self.linear(x, &a.v, 1.0)?;
-        let split_heads = self.ints("shape", &[0, 0, heads, head_dim])?;
-        let mut q = self.op("Reshape", &[&q, &split_heads], vec![])?; // [batch, seq, heads, head_dim]
-        let mut k = self.op("Reshape", &[&k, &split_heads], vec![])?;
-        let v = self.op("Reshape", &[&v, &split_heads], vec![])?;
-        if let Some(rope) = rope {
-            q = self.rotate(&q, rope, e.head_dim())?;
-            k = self.rotate(&k, rope, e.head_dim())?;
+        let q_heads = self.ints("shape", &[0, 0, heads, head_dim])?;
+        let kv_shape = self.ints("shape", &[0, 0, kv_heads, head_dim])?;
+        let mut q = self.op("Reshape", &[&q, &q_heads], vec![])?; // [batch, seq, heads, head_dim]
+        let mut k = self.op("Reshape", &[&k, &kv_shape], vec![])?;
+        let v = self.op("Reshape", &[&v, &kv_shape], vec![])?;
+        if let Some(norm) = &a.q_norm {
+            q = self.rms_norm(&q, norm, scale, false)?;
         }
-        let q = self.transpose(&q, &[0, 2, 1, 3])?; // [batch, heads, seq, head_dim]
-        let k = self.transpose(&k, &[0, 2, 3, 1])?; // [batch, heads, head_dim, seq]
-        let v = self.transpose(&v, &[0, 2, 1, 3])?;
-        let scores = self.op("MatMul", &[&q, &k], vec![])?;
-        let bias = self.attention_bias.clone();
-        let scores = self.op("Add", &[&scores, &bias], vec![])?;
-        let probs = self.op("Softmax", &[&scores], vec![Attribute::new("axis", -1i64)?])?;
-        let context = self.op("MatMul", &[&probs, &v], vec![])?;
-        let context = self.transpose(&context, &[0, 2, 1, 3])?;
+        if let Some(norm) = &a.k_norm {
+            k = self.rms_norm(&k, norm, 1.0, false)?;
+        }
+        if let Some(rope) = rope {
+            q = self.rotate(&q, rope, e.head_dim)?;
+            k = self.rotate(&k, rope, e.head_dim)?;
+        }
+        let context = if kv_heads == heads {
+            let q = self.transpose(&q, &[0, 2, 1, 3])?; // [batch, heads, seq, head_dim]
+            let k = self.transpose(&k, &[0, 2, 3, 1])?; // [batch, heads, head_dim, seq]
+            let v = self.transpose(&v, &[0, 2, 1, 3])?;
+            let bias = self.attention_bias.clone();
+            let context = self.attend(&q, &k, &v, &bias)?;
+            self.transpose(&context, &[0, 2, 1, 3])?
+        } else {
+            self.grouped(&q, &k, &v, heads / kv_heads, kv_heads, head_dim)?
+        };
         let merge_heads = self.ints("shape", &[0, 0, heads * head_dim])?;
         let context = self.op("Reshape", &[&context, &merge_heads], vec![])?;
         self.linear(&context, &a.out, 1.0)
+    }
+
+    /// `softmax(q k + bias) v`; with `wide_softmax` the scores' softmax runs in float32.
+    fn attend(&mut self, q: &str, k: &str, v: &str, bias: &str) -> Result<String> {
+        let mut scores = self.op("MatMul", &[q, k], vec![])?;
+        if self.wide_softmax {
+            scores = self.cast(&scores, FLOAT)?;
+        }
+        let scores = self.op("Add", &[&scores, bias], vec![])?;
+        let mut probs = self.op("Softmax", &[&scores], vec![Attribute::new("axis", -1i64)?])?;
+        if self.wide_softmax {
+            probs = self.cast(&probs, FLOAT16)?;
+        }
+        self.op("MatMul", &[&probs, v], vec![])
+    }
+
+    /// Grouped-query attention without copying k and v per query head: q as
+    /// `[batch, kv_heads, groups, seq, head_dim]` against k and v with a broadcast group axis
+    /// (query head h reads key/value head h / groups, as transformers' `repeat_kv` lays it out).
+    /// Returns `[batch, seq, kv_heads, groups, head_dim]`.
+    fn grouped(
+        &mut self,
+        q: &str,
+        k: &str,
+        v: &str,
+        groups: i64,
+        kv_heads: i64,
+        head_dim: i64,
+    ) -> Result<String> {
+        let split = self.ints("shape", &[0, 0, kv_heads, groups, head_dim])?;
+        let q = self.op("Reshape", &[q, &split], vec![])?;
+        let q = self.transpose(&q, &[0, 2, 3, 1, 4])?;
+        let axis = self.ints("axes", &[2])?;
+        let k = self.transpose(k, &[0, 2, 3, 1])?; // [batch, kv_heads, head_dim, seq]
+        let k = self.op("Unsqueeze", &[&k, &axis], vec![])?;
+        let v = self.transpose(v, &[0, 2, 1, 3])?; // [batch, kv_heads, seq, head_dim]
+        let v = self.op("Unsqueeze", &[&v, &axis], vec![])?;
+        let bias = match self.grouped_bias.clone() {
+            Some(bias) => bias,
+            None => {
+                let one = self.ints("axes", &[1])?;
+                let bias = self.attention_bias.clone();
+                let bias = self.op("Unsqueeze", &[&bias, &one], vec![])?;
+                self.grouped_bias = Some(bias.clone());
+                bias
+            }
+        };
+        let context = self.attend(&q, &k, &v, &bias)?;
+        self.transpose(&context, &[0, 3, 1, 2, 4])
     }
 
     fn transpose(&mut self, x: &str, perm: &[i64]) -> Result<String> {
@@ -592,6 +808,22 @@ impl Emitter {
                     vec![Attribute::new("keepdims", 1i64)?],
                 )?;
                 self.op("Div", &[&sum, &count], vec![])
+            }
+            Pooling::LastToken => {
+                // the last real token of each row: index (real tokens - 1), whatever the padding
+                let axis1 = self.ints("axes", &[1])?;
+                let count = self.op(
+                    "ReduceSum",
+                    &["attention_mask", &axis1],
+                    vec![Attribute::new("keepdims", 1i64)?],
+                )?;
+                let one = self.initializer("one", &[], &[1i64])?;
+                let last = self.op("Sub", &[&count, &one], vec![])?; // [batch, 1]
+                self.op(
+                    "GatherND",
+                    &[x, &last],
+                    vec![Attribute::new("batch_dims", 1i64)?],
+                )
             }
         }
     }

@@ -5,67 +5,53 @@ mod emit;
 use ort::session::builder::SessionBuilder;
 use ort::session::Session;
 
-use crate::arch;
-use crate::config::ModelConfig;
+use std::path::Path;
+
+use crate::arch::Encoder;
 use crate::error::{Error, Result};
 use crate::pooling::Pooling;
-use crate::weights::Safetensors;
 
 pub use emit::{Precision, OUTPUT};
 
-/// A session over the encoder in `weights`, pooling with `pooling`, for inputs up to `max_positions` tokens.
+/// A session over `encoder` (from the weights `source`), pooling with `pooling`, for inputs up
+/// to `max_positions` tokens.
 pub fn session(
-    weights: &Safetensors,
-    config: &ModelConfig,
+    encoder: &Encoder,
+    source: &Path,
     pooling: Pooling,
     max_positions: usize,
     precision: Precision,
     builder: &SessionBuilder,
 ) -> Result<Session> {
-    let model = emit::model(
-        &arch::encoder(weights, config)?,
-        pooling,
-        max_positions,
-        false,
-        precision,
-    )?;
-    into_session(model, weights, builder)
+    let model = emit::model(encoder, pooling, max_positions, false, precision)?;
+    into_session(model, source, builder)
 }
 
 /// Writes the graph, with `last_hidden_state` as a second output and no runtime-specific
 /// fusions, as an ONNX file that other runtimes load (`Precision::Int8` uses ONNX Runtime's
 /// contrib operators, so only ONNX Runtime runs it).
 pub fn export(
-    weights: &Safetensors,
-    config: &ModelConfig,
+    encoder: &Encoder,
+    source: &Path,
     pooling: Pooling,
     max_positions: usize,
     precision: Precision,
     env: &ort::environment::Environment,
-    file: &std::path::Path,
+    file: &Path,
 ) -> Result<()> {
-    let model = emit::model(
-        &arch::encoder(weights, config)?,
-        pooling,
-        max_positions,
-        true,
-        precision,
-    )?;
+    let model = emit::model(encoder, pooling, max_positions, true, precision)?;
     let builder = ort::session::Session::builder(env)?
         .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Disable)?
         .with_optimized_model_path(file)?;
-    into_session(model, weights, &builder).map(drop)
+    into_session(model, source, &builder).map(drop)
 }
 
 fn into_session(
     model: ort::editor::Model,
-    weights: &Safetensors,
+    source: &Path,
     builder: &SessionBuilder,
 ) -> Result<Session> {
-    model.into_session(builder).map_err(|e| {
-        Error::model_file(
-            &weights.source,
-            format!("gave a graph ONNX Runtime refused ({e})"),
-        )
-    })
+    model
+        .into_session(builder)
+        .map_err(|e| Error::model_file(source, format!("gave a graph ONNX Runtime refused ({e})")))
 }
