@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use common::candle::{candle_minilm, candle_nomic};
+use common::candle::{candle_minilm, candle_nomic, candle_qwen2, candle_qwen3};
 use common::*;
 use semantic_search_native::engine::{Engine, Options};
 
@@ -165,4 +165,51 @@ fn an_onnx_only_model_is_refused_by_mlx_with_the_reason() {
         .expect("refused")
         .to_string();
     assert!(error.contains("MLX runs model.safetensors"), "{error}");
+}
+
+#[test]
+fn qwen2_and_qwen3_on_mlx_match_candle_and_the_ort_graph() {
+    for (name, qwen3, extra) in [("mlx-qodo", false, QODO_AUTO_MAP), ("mlx-qwen3", true, "")] {
+        let scratch = Scratch::new(name);
+        let shape = if qwen3 { &SMALL_QWEN3 } else { &SMALL_QWEN2 };
+        write_qwen_dir(&scratch.0, shape, qwen3, 5, extra);
+        let engine = mlx(&scratch.0);
+        let ours = rows(&engine, &texts(), false);
+        let theirs = if qwen3 {
+            candle_qwen3(&scratch.0, &texts())
+        } else {
+            candle_qwen2(&scratch.0, &texts())
+        };
+        assert_close(
+            &format!("{name} MLX vs candle"),
+            &ours,
+            &theirs,
+            0.99999,
+            1e-4,
+        );
+        let graph = rows(&load(&scratch.0, "cpu", None), &texts(), false);
+        assert_close(
+            &format!("{name} MLX vs ORT graph"),
+            &ours,
+            &graph,
+            0.99999,
+            1e-4,
+        );
+        let half = rows(&load(&scratch.0, "mlx", Some("float16")), &texts(), false);
+        assert_close(
+            &format!("{name} MLX float16 vs float32"),
+            &half,
+            &ours,
+            0.999,
+            1e-2,
+        );
+        for (i, text) in texts().iter().enumerate() {
+            let alone = rows(&engine, std::slice::from_ref(text), false);
+            let diff = max_abs_diff(&alone[0], &ours[i]);
+            assert!(
+                diff <= 1e-5,
+                "{name}: {text:?} moved by {diff} with its batch"
+            );
+        }
+    }
 }

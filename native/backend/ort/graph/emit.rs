@@ -1,32 +1,18 @@
 //! Turns an `Encoder` into an ONNX graph with its weights as initializers. Inputs `input_ids`
 //! and `attention_mask` ([batch, sequence], int64); output `sentence_embedding` ([batch, hidden]),
 //! pooled and L2-normalised inside the graph.
-use ort::editor::{Graph, Model, Node, Opset, ONNX_DOMAIN};
+use ort::editor::{Graph, Model, Node, ONNX_DOMAIN};
 use ort::memory::Allocator;
 use ort::operator::Attribute;
-use ort::value::{
-    Outlet, Shape, SymbolicDimensions, Tensor as OrtTensor, TensorElementType, ValueType,
-};
+use ort::value::{Shape, Tensor as OrtTensor};
 
+use super::plumbing::{int64_matrix, Emitter, FLOAT, FLOAT16};
 use crate::arch::{
     Activation, Attention, Encoder, FeedForward, Layer, Linear, Mask, Norm, NormKind, Residual,
     Rotary,
 };
 use crate::error::Result;
 use crate::pooling::Pooling;
-use crate::weights::Tensor;
-
-const OPSET: u32 = 17;
-/// ONNX's TensorProto data types, for Cast.
-const FLOAT: i64 = 1;
-const FLOAT16: i64 = 10;
-/// ONNX Runtime's contrib operators (DynamicQuantizeMatMul).
-const MS_DOMAIN: &str = "com.microsoft";
-/// Largest weight magnitude around the zero point 128 of the uint8 weights. uint8, not int8:
-/// ONNX Runtime's uint8 x int8 kernels on x86 without VNNI sum pairs of products in 16 bits,
-/// which saturate unless weights keep to 7 bits; 7-bit int8 weights measured less faithful (min
-/// cosine to float32 0.9948 against 0.9959 over 600 code symbols) and no faster (1.13x both).
-const INT8_LEVELS: f32 = 127.0;
 
 pub use crate::settings::Precision;
 
@@ -94,42 +80,10 @@ pub fn model(
     g.finish(encoder.hidden, token_states)
 }
 
-struct Emitter {
-    graph: Graph,
-    precision: Precision,
-    count: usize,
-    seq_len: String,
-    mask: String,
-    attention_bias: String,
-    /// The bias with one more axis, for grouped-query attention's 5-D scores.
-    grouped_bias: Option<String>,
-    /// Softmax (and the bias) in float32 in a half-precision graph.
-    wide_softmax: bool,
-    int_constants: std::collections::HashMap<Vec<i64>, String>,
-    /// Per-channel magnitude bound of each LayerNorm output (int8: smoothing its consumers).
-    norm_bounds: std::collections::HashMap<String, Vec<f32>>,
-    /// The smoothed copy of each LayerNorm output, shared by the projections that read it.
-    smoothed: std::collections::HashMap<String, (String, Vec<f32>)>,
-}
-
 struct RopeTables {
     cos: String,
     sin: String,
     dims: usize,
-}
-
-fn int64_matrix(name: &str) -> Outlet {
-    Outlet::new(
-        name,
-        ValueType::Tensor {
-            ty: TensorElementType::Int64,
-            shape: Shape::new([-1, -1]),
-            dimension_symbols: SymbolicDimensions::new([
-                "batch".to_string(),
-                "sequence".to_string(),
-            ]),
-        },
-    )
 }
 
 impl Emitter {
@@ -175,117 +129,6 @@ impl Emitter {
         }
         g.attention_bias = bias;
         Ok(g)
-    }
-
-    fn finish(mut self, hidden: usize, token_states: bool) -> Result<Model> {
-        let floats = |name: &str, dims: &[&str]| {
-            let mut shape: Vec<i64> = dims.iter().map(|_| -1).collect();
-            shape.push(hidden as i64);
-            let mut symbols: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
-            symbols.push(String::new());
-            Outlet::new(
-                name,
-                ValueType::Tensor {
-                    ty: TensorElementType::Float32,
-                    shape: Shape::new(shape),
-                    dimension_symbols: SymbolicDimensions::new(symbols),
-                },
-            )
-        };
-        let mut outputs = vec![floats(OUTPUT, &["batch"])];
-        if token_states {
-            outputs.push(floats(TOKEN_STATES, &["batch", "sequence"]));
-        }
-        self.graph.set_outputs(outputs)?;
-        let mut model = Model::new([Opset::new(ONNX_DOMAIN, OPSET)?, Opset::new(MS_DOMAIN, 1)?])?;
-        model.set_graph(self.graph)?;
-        Ok(model)
-    }
-
-    fn name(&mut self, hint: &str) -> String {
-        self.count += 1;
-        format!("{hint}_{}", self.count)
-    }
-
-    /// Adds a one-output node and returns its output's name.
-    fn op(&mut self, op: &str, inputs: &[&str], attributes: Vec<Attribute>) -> Result<String> {
-        Ok(self.ops(op, inputs, attributes, 1)?.remove(0))
-    }
-
-    fn ops(
-        &mut self,
-        op: &str,
-        inputs: &[&str],
-        attributes: Vec<Attribute>,
-        outputs: usize,
-    ) -> Result<Vec<String>> {
-        self.ops_in(ONNX_DOMAIN, op, inputs, attributes, outputs)
-    }
-
-    fn ops_in(
-        &mut self,
-        domain: &str,
-        op: &str,
-        inputs: &[&str],
-        attributes: Vec<Attribute>,
-        outputs: usize,
-    ) -> Result<Vec<String>> {
-        let node = self.name(op);
-        let names: Vec<String> = (0..outputs).map(|i| format!("{node}:{i}")).collect();
-        self.graph
-            .add_node(Node::new(op, domain, &node, inputs, &names, attributes)?)?;
-        Ok(names)
-    }
-
-    /// Weights and constants that meet the activations: half precision in a Float16 graph.
-    fn floats(&mut self, hint: &str, shape: &[usize], data: &[f32]) -> Result<String> {
-        if self.precision == Precision::Float16 {
-            let halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
-            return self.initializer(hint, shape, &halves);
-        }
-        self.initializer(hint, shape, data)
-    }
-
-    fn initializer<T>(&mut self, hint: &str, shape: &[usize], data: &[T]) -> Result<String>
-    where
-        T: ort::value::PrimitiveTensorElementType + Copy + std::fmt::Debug + 'static,
-    {
-        let name = self.name(hint);
-        let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
-        let mut tensor = OrtTensor::<T>::new(&Allocator::default(), Shape::new(dims))?;
-        tensor.extract_tensor_mut().1.copy_from_slice(data);
-        // External: ONNX Runtime keeps using this buffer instead of copying it into the model
-        // (it accepts that only from 128 bytes up).
-        let external = std::mem::size_of_val(data) >= 128;
-        self.graph.add_initializer(&name, tensor, external)?;
-        Ok(name)
-    }
-
-    /// A 1-D int64 constant; each distinct value is one initializer, shared by every layer.
-    fn ints(&mut self, hint: &str, data: &[i64]) -> Result<String> {
-        if let Some(name) = self.int_constants.get(data) {
-            return Ok(name.clone());
-        }
-        let name = self.name(hint);
-        let mut tensor =
-            OrtTensor::<i64>::new(&Allocator::default(), Shape::new([data.len() as i64]))?;
-        tensor.extract_tensor_mut().1.copy_from_slice(data);
-        self.graph.add_initializer(&name, tensor, false)?;
-        self.int_constants.insert(data.to_vec(), name.clone());
-        Ok(name)
-    }
-
-    fn scalar(&mut self, value: f32) -> Result<String> {
-        self.floats("const", &[], &[value])
-    }
-
-    /// A float32 constant whatever the precision: for the mask, pooling and normalisation.
-    fn scalar32(&mut self, value: f32) -> Result<String> {
-        self.initializer("const", &[], &[value])
-    }
-
-    fn cast(&mut self, x: &str, to: i64) -> Result<String> {
-        self.op("Cast", &[x], vec![Attribute::new("to", to)?])
     }
 
     /// `[seq, seq]`: -10000 above the diagonal (a later token), 0 on and below it.
@@ -406,7 +249,7 @@ impl Emitter {
     }
 
     /// `x @ weight^T * scale + bias * scale`; the weight is transposed once, here.
-    fn linear(&mut self, x: &str, linear: &Linear, scale: f32) -> Result<String> {
+    pub(super) fn linear(&mut self, x: &str, linear: &Linear, scale: f32) -> Result<String> {
         let mut w = linear.weight.transposed();
         if scale != 1.0 {
             w.data.iter_mut().for_each(|v| *v *= scale);
@@ -434,39 +277,6 @@ impl Emitter {
             }
             None => Ok(y),
         }
-    }
-
-    /// `x @ w + bias` for `w` (`[in, out]`) quantised symmetrically per output column; ONNX
-    /// Runtime's DynamicQuantizeMatMul quantises `x` to uint8 per call (one scale per tensor),
-    /// multiplies in integers and adds the bias.
-    fn quantized_linear(&mut self, x: &str, w: &Tensor, bias: Option<&[f32]>) -> Result<String> {
-        let cols = w.shape[1];
-        let mut scales = vec![0f32; cols];
-        for row in w.data.chunks_exact(cols) {
-            for (s, v) in scales.iter_mut().zip(row) {
-                *s = s.max(v.abs());
-            }
-        }
-        scales
-            .iter_mut()
-            .for_each(|s| *s = if *s > 0.0 { *s / INT8_LEVELS } else { 1.0 });
-        let quantized: Vec<u8> = w
-            .data
-            .iter()
-            .enumerate()
-            .map(|(i, v)| ((v / scales[i % cols]).round() + 128.0) as u8)
-            .collect();
-        let weight = self.initializer("weight_uint8", &w.shape, &quantized)?;
-        let scale = self.floats("weight_scale", &[cols], &scales)?;
-        let zero = self.initializer("weight_zero", &[cols], &vec![128u8; cols])?;
-        let mut inputs = vec![x.to_string(), weight, scale, zero];
-        if let Some(b) = bias {
-            inputs.push(self.floats("bias", &[cols], b)?);
-        }
-        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        Ok(self
-            .ops_in(MS_DOMAIN, "DynamicQuantizeMatMul", &inputs, vec![], 1)?
-            .remove(0))
     }
 
     fn norm(&mut self, x: &str, norm: &Norm) -> Result<String> {
@@ -539,25 +349,6 @@ impl Emitter {
             .collect();
         self.norm_bounds.insert(y.clone(), bounds);
         Ok(y)
-    }
-
-    /// SmoothQuant without calibration: divides channel c of a LayerNorm output by
-    /// sqrt(bound_c) (the weights' rows are multiplied back), so that the few channels with large
-    /// gammas no longer set the one int8 scale of the whole activation tensor.
-    fn smoothed(&mut self, x: &str) -> Result<Option<(String, Vec<f32>)>> {
-        if let Some(done) = self.smoothed.get(x) {
-            return Ok(Some(done.clone()));
-        }
-        let Some(bounds) = self.norm_bounds.get(x) else {
-            return Ok(None);
-        };
-        let factors: Vec<f32> = bounds.iter().map(|b| b.max(1e-3).sqrt()).collect();
-        let inverse: Vec<f32> = factors.iter().map(|f| 1.0 / f).collect();
-        let inverse = self.floats("smooth", &[inverse.len()], &inverse)?;
-        let y = self.op("Mul", &[x, &inverse], vec![])?;
-        self.smoothed
-            .insert(x.to_string(), (y.clone(), factors.clone()));
-        Ok(Some((y, factors)))
     }
 
     fn attention(
@@ -656,14 +447,6 @@ impl Emitter {
         self.transpose(&context, &[0, 3, 1, 2, 4])
     }
 
-    fn transpose(&mut self, x: &str, perm: &[i64]) -> Result<String> {
-        self.op(
-            "Transpose",
-            &[x],
-            vec![Attribute::new("perm", perm.to_vec())?],
-        )
-    }
-
     /// cos and sin tables `[positions, 1, dims]` (each frequency twice: halves layout), in f32
     /// as the reference implementations compute them.
     fn rotary_tables(
@@ -755,19 +538,6 @@ impl Emitter {
                 self.down_projection(&h, down)
             }
         }
-    }
-
-    /// The FFN's down projection stays float32 under int8: its input (after GELU or SwiGLU) is
-    /// heavy-tailed, and one int8 scale per tensor for it cost the most fidelity (measured on 300
-    /// code symbols: min cosine to float32 0.987 with it quantised, 0.996 without).
-    fn down_projection(&mut self, h: &str, down: &Linear) -> Result<String> {
-        if self.precision != Precision::Int8 {
-            return self.linear(h, down, 1.0);
-        }
-        self.precision = Precision::Float32;
-        let y = self.linear(h, down, 1.0);
-        self.precision = Precision::Int8;
-        y
     }
 
     /// `x * 0.5 * (1 + erf(x / sqrt 2))`, in the form ONNX Runtime fuses into one Gelu kernel.

@@ -1,6 +1,8 @@
 //! The ONNX Runtime graph built in memory from `model.safetensors`: no ONNX export needed,
 //! and the same weights as every other backend.
 mod emit;
+mod int8;
+mod plumbing;
 
 use ort::session::builder::SessionBuilder;
 use ort::session::Session;

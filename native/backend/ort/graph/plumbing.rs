@@ -1,0 +1,182 @@
+//! Graph plumbing: nodes with generated names, initializers (half precision where the graph is),
+//! shared int constants, and the graph's inputs and outputs.
+use ort::editor::{Graph, Model, Node, Opset, ONNX_DOMAIN};
+use ort::memory::Allocator;
+use ort::operator::Attribute;
+use ort::value::{
+    Outlet, Shape, SymbolicDimensions, Tensor as OrtTensor, TensorElementType, ValueType,
+};
+
+use super::emit::{OUTPUT, TOKEN_STATES};
+use crate::error::Result;
+use crate::settings::Precision;
+
+const OPSET: u32 = 17;
+/// ONNX's TensorProto data types, for Cast.
+pub(super) const FLOAT: i64 = 1;
+pub(super) const FLOAT16: i64 = 10;
+/// ONNX Runtime's contrib operators (DynamicQuantizeMatMul).
+pub(super) const MS_DOMAIN: &str = "com.microsoft";
+
+pub(super) struct Emitter {
+    pub(super) graph: Graph,
+    pub(super) precision: Precision,
+    pub(super) count: usize,
+    pub(super) seq_len: String,
+    pub(super) mask: String,
+    pub(super) attention_bias: String,
+    /// The bias with one more axis, for grouped-query attention's 5-D scores.
+    pub(super) grouped_bias: Option<String>,
+    /// Softmax (and the bias) in float32 in a half-precision graph.
+    pub(super) wide_softmax: bool,
+    pub(super) int_constants: std::collections::HashMap<Vec<i64>, String>,
+    /// Per-channel magnitude bound of each LayerNorm output (int8: smoothing its consumers).
+    pub(super) norm_bounds: std::collections::HashMap<String, Vec<f32>>,
+    /// The smoothed copy of each LayerNorm output, shared by the projections that read it.
+    pub(super) smoothed: std::collections::HashMap<String, (String, Vec<f32>)>,
+}
+
+pub(super) fn int64_matrix(name: &str) -> Outlet {
+    Outlet::new(
+        name,
+        ValueType::Tensor {
+            ty: TensorElementType::Int64,
+            shape: Shape::new([-1, -1]),
+            dimension_symbols: SymbolicDimensions::new([
+                "batch".to_string(),
+                "sequence".to_string(),
+            ]),
+        },
+    )
+}
+
+impl Emitter {
+    pub(super) fn finish(mut self, hidden: usize, token_states: bool) -> Result<Model> {
+        let floats = |name: &str, dims: &[&str]| {
+            let mut shape: Vec<i64> = dims.iter().map(|_| -1).collect();
+            shape.push(hidden as i64);
+            let mut symbols: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+            symbols.push(String::new());
+            Outlet::new(
+                name,
+                ValueType::Tensor {
+                    ty: TensorElementType::Float32,
+                    shape: Shape::new(shape),
+                    dimension_symbols: SymbolicDimensions::new(symbols),
+                },
+            )
+        };
+        let mut outputs = vec![floats(OUTPUT, &["batch"])];
+        if token_states {
+            outputs.push(floats(TOKEN_STATES, &["batch", "sequence"]));
+        }
+        self.graph.set_outputs(outputs)?;
+        let mut model = Model::new([Opset::new(ONNX_DOMAIN, OPSET)?, Opset::new(MS_DOMAIN, 1)?])?;
+        model.set_graph(self.graph)?;
+        Ok(model)
+    }
+
+    pub(super) fn name(&mut self, hint: &str) -> String {
+        self.count += 1;
+        format!("{hint}_{}", self.count)
+    }
+
+    /// Adds a one-output node and returns its output's name.
+    pub(super) fn op(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attributes: Vec<Attribute>,
+    ) -> Result<String> {
+        Ok(self.ops(op, inputs, attributes, 1)?.remove(0))
+    }
+
+    pub(super) fn ops(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        attributes: Vec<Attribute>,
+        outputs: usize,
+    ) -> Result<Vec<String>> {
+        self.ops_in(ONNX_DOMAIN, op, inputs, attributes, outputs)
+    }
+
+    pub(super) fn ops_in(
+        &mut self,
+        domain: &str,
+        op: &str,
+        inputs: &[&str],
+        attributes: Vec<Attribute>,
+        outputs: usize,
+    ) -> Result<Vec<String>> {
+        let node = self.name(op);
+        let names: Vec<String> = (0..outputs).map(|i| format!("{node}:{i}")).collect();
+        self.graph
+            .add_node(Node::new(op, domain, &node, inputs, &names, attributes)?)?;
+        Ok(names)
+    }
+
+    /// Weights and constants that meet the activations: half precision in a Float16 graph.
+    pub(super) fn floats(&mut self, hint: &str, shape: &[usize], data: &[f32]) -> Result<String> {
+        if self.precision == Precision::Float16 {
+            let halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
+            return self.initializer(hint, shape, &halves);
+        }
+        self.initializer(hint, shape, data)
+    }
+
+    pub(super) fn initializer<T>(
+        &mut self,
+        hint: &str,
+        shape: &[usize],
+        data: &[T],
+    ) -> Result<String>
+    where
+        T: ort::value::PrimitiveTensorElementType + Copy + std::fmt::Debug + 'static,
+    {
+        let name = self.name(hint);
+        let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let mut tensor = OrtTensor::<T>::new(&Allocator::default(), Shape::new(dims))?;
+        tensor.extract_tensor_mut().1.copy_from_slice(data);
+        // External: ONNX Runtime keeps using this buffer instead of copying it into the model
+        // (it accepts that only from 128 bytes up).
+        let external = std::mem::size_of_val(data) >= 128;
+        self.graph.add_initializer(&name, tensor, external)?;
+        Ok(name)
+    }
+
+    /// A 1-D int64 constant; each distinct value is one initializer, shared by every layer.
+    pub(super) fn ints(&mut self, hint: &str, data: &[i64]) -> Result<String> {
+        if let Some(name) = self.int_constants.get(data) {
+            return Ok(name.clone());
+        }
+        let name = self.name(hint);
+        let mut tensor =
+            OrtTensor::<i64>::new(&Allocator::default(), Shape::new([data.len() as i64]))?;
+        tensor.extract_tensor_mut().1.copy_from_slice(data);
+        self.graph.add_initializer(&name, tensor, false)?;
+        self.int_constants.insert(data.to_vec(), name.clone());
+        Ok(name)
+    }
+
+    pub(super) fn scalar(&mut self, value: f32) -> Result<String> {
+        self.floats("const", &[], &[value])
+    }
+
+    /// A float32 constant whatever the precision: for the mask, pooling and normalisation.
+    pub(super) fn scalar32(&mut self, value: f32) -> Result<String> {
+        self.initializer("const", &[], &[value])
+    }
+
+    pub(super) fn cast(&mut self, x: &str, to: i64) -> Result<String> {
+        self.op("Cast", &[x], vec![Attribute::new("to", to)?])
+    }
+
+    pub(super) fn transpose(&mut self, x: &str, perm: &[i64]) -> Result<String> {
+        self.op(
+            "Transpose",
+            &[x],
+            vec![Attribute::new("perm", perm.to_vec())?],
+        )
+    }
+}
