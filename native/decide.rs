@@ -75,6 +75,12 @@ pub fn decide(settings: &Settings, snapshot: Snapshot, machine: Machine) -> Resu
         precision: (!onnx).then(|| dtype.unwrap_or(default_precision(target))),
     };
     let int8 = dtype == Some(Precision::Int8);
+    let bf16 = dtype == Some(Precision::BFloat16);
+    let mlx_runs_it = settings.backend == BackendKind::Mlx
+        || (settings.backend == BackendKind::Auto && machine.mlx_default);
+    if bf16 && !mlx_runs_it {
+        return Err(Error::Input(BF16_MLX_ONLY.into()));
+    }
     let mut skipped = Vec::new();
     let attempts = match settings.backend {
         BackendKind::Cpu => vec![at(Target::Cpu)],
@@ -89,6 +95,7 @@ pub fn decide(settings: &Settings, snapshot: Snapshot, machine: Machine) -> Resu
                 skipped.push((Target::Mlx, reason));
                 vec![at(Target::Cpu)]
             }
+            None if bf16 => vec![at(Target::Mlx)],
             None => vec![at(Target::Mlx), at(Target::Cpu)],
         },
         BackendKind::Auto if int8 => {
@@ -103,6 +110,9 @@ pub fn decide(settings: &Settings, snapshot: Snapshot, machine: Machine) -> Resu
         skipped,
     })
 }
+
+const BF16_MLX_ONLY: &str =
+    "dtype 'bfloat16' runs on MLX only (Apple Silicon); use 'float16' on CUDA, 'float32' or 'int8' on the CPU";
 
 const INT8_CPU_ONLY: &str =
     "dtype 'int8' runs on the CPU only (ONNX Runtime's dynamically quantised MatMul has no CUDA kernel)";
@@ -153,7 +163,7 @@ fn mlx_refusal(
 mod tests {
     use super::*;
     use crate::settings::Options;
-    use Precision::{Float16 as F16, Float32 as F32, Int8 as I8};
+    use Precision::{BFloat16 as Bf16, Float16 as F16, Float32 as F32, Int8 as I8};
     use Target::{Cpu, Cuda, Mlx};
 
     const LINUX: Machine = Machine {
@@ -220,6 +230,11 @@ mod tests {
             ("mlx", None, "auto", true, false, LINUX, Err("ERR_BACKEND_UNAVAILABLE")),
             ("mlx", Some("int8"), "auto", true, false, APPLE, Err("ERR_INPUT")),
             ("mlx", None, "onnx", true, false, APPLE, Err("ERR_INPUT")),
+            ("mlx", Some("bfloat16"), "auto", true, false, LINUX_MLX_TEST_BUILD, Ok((St, vec![(Mlx, Some(Bf16))], vec![]))),
+            ("auto", Some("bfloat16"), "auto", true, false, APPLE, Ok((St, vec![(Mlx, Some(Bf16))], vec![]))),
+            ("auto", Some("bfloat16"), "auto", true, false, LINUX, Err("ERR_INPUT")),
+            ("cpu", Some("bfloat16"), "auto", true, false, APPLE, Err("ERR_INPUT")),
+            ("cuda", Some("bfloat16"), "auto", true, false, LINUX, Err("ERR_INPUT")),
         ];
         for (backend, dtype, weights, has_safetensors, onnx_file, machine, expected) in rows {
             let row = format!("{backend} {dtype:?} {weights} st={has_safetensors} onnxFile={onnx_file} {machine:?}");

@@ -18,10 +18,10 @@ pub fn export_onnx(path: &Path, file: &Path, options: &Options) -> Result<()> {
     let max_length = resolve_max_length(&dir, settings.max_length)?;
     let weights = Safetensors::open(&dir.path, arch::anchor(&dir.config))?
         .ok_or_else(|| Error::model_file(&dir.path, "has no model.safetensors to export"))?;
-    let encoder = arch::encoder(&weights, &dir.config, attention(&dir, &settings))?;
+    let mut encoder = arch::encoder(&weights, &dir.config, attention(&dir, &settings))?;
     let runtime = runtime::runtime(settings.ort_library.as_deref())?;
     graph::export(
-        &encoder,
+        &mut encoder,
         &weights.source,
         dir.pooling,
         max_length,

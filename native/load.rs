@@ -31,12 +31,16 @@ pub fn load(dir: &ModelDir, settings: &Settings, max_length: usize) -> Result<Lo
         has_safetensors: Safetensors::present(&dir.path),
     };
     let decision = decide(settings, snapshot, Machine::this())?;
-    let weights = open_weights(dir, settings, &decision)?;
+    let mut weights = open_weights(dir, settings, &decision)?;
     let weights_path = weights.path().to_path_buf();
     let mut reasons = decision.skipped.clone();
     let last = decision.attempts.len() - 1;
     for (i, attempt) in decision.attempts.iter().enumerate() {
-        match start(dir, &weights, settings, max_length, *attempt) {
+        if weights.spent() {
+            // a backend that failed after building its graph took the tensors: read them again
+            weights = open_weights(dir, settings, &decision)?;
+        }
+        match start(dir, &mut weights, settings, max_length, *attempt) {
             Ok((backend, runtime)) => {
                 let reason = |target| {
                     reasons
@@ -91,7 +95,7 @@ type Started = (Box<dyn Backend>, Option<&'static Runtime>);
 
 fn start(
     dir: &ModelDir,
-    weights: &WeightsSource,
+    weights: &mut WeightsSource,
     settings: &Settings,
     max_length: usize,
     attempt: Attempt,

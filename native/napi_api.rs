@@ -85,8 +85,8 @@ pub struct InitOptions {
     pub ort_library: Option<String>,
     /// Precision of the graph built from model.safetensors (default `$SEMANTIC_SEARCH_DTYPE`):
     /// `float32` (default on the CPU and MLX); `float16` (default on CUDA; also MLX, and the CPU
-    /// for checking); `int8` (dynamic quantisation, ONNX Runtime on the CPU).
-    #[napi(ts_type = "'float32' | 'int8' | 'float16'")]
+    /// for checking); `int8` (dynamic quantisation, ONNX Runtime on the CPU); `bfloat16` (MLX only).
+    #[napi(ts_type = "'float32' | 'int8' | 'float16' | 'bfloat16'")]
     pub dtype: Option<String>,
     /// Cap of GPU memory, in bytes or as `'4GB'` / `'512MiB'` (default
     /// `$SEMANTIC_SEARCH_GPU_MEMORY_LIMIT`): CUDA's arena, or MLX's memory and cache limits.
@@ -149,7 +149,7 @@ pub struct ModelInfo {
     /// Why MLX is not used, when `backend: 'auto'` on Apple Silicon could have used it.
     pub mlx_unavailable: Option<String>,
     /// The precision that runs; absent for an ONNX file, which runs as it is.
-    #[napi(ts_type = "'float32' | 'float16' | 'int8'")]
+    #[napi(ts_type = "'float32' | 'float16' | 'bfloat16' | 'int8'")]
     pub dtype: Option<String>,
     /// Where each setting came from: the options, a `SEMANTIC_SEARCH_*` variable, or the default.
     pub sources: ConfigSources,

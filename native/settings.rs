@@ -48,6 +48,8 @@ pub enum Precision {
     /// computes in float32 (its default stash type), and pooling and normalisation run on a
     /// float32 copy of the last hidden states.
     Float16,
+    /// bfloat16 weights and activations: MLX only (Apple GPUs run it natively).
+    BFloat16,
 }
 
 impl Precision {
@@ -56,6 +58,7 @@ impl Precision {
             Precision::Float32 => "float32",
             Precision::Int8 => "int8",
             Precision::Float16 => "float16",
+            Precision::BFloat16 => "bfloat16",
         }
     }
 }
@@ -278,8 +281,9 @@ fn parse_dtype(name: &str) -> std::result::Result<Precision, String> {
         "float32" => Ok(Precision::Float32),
         "float16" => Ok(Precision::Float16),
         "int8" => Ok(Precision::Int8),
+        "bfloat16" => Ok(Precision::BFloat16),
         other => Err(format!(
-            "unknown dtype '{other}' (expected 'float32', 'float16' or 'int8')"
+            "unknown dtype '{other}' (expected 'float32', 'float16', 'bfloat16' or 'int8')"
         )),
     }
 }

@@ -21,6 +21,11 @@ pub enum WeightsSource {
 }
 
 impl WeightsSource {
+    /// An encoder whose tensors a graph took (`emit` releases each once it is in the graph).
+    pub fn spent(&self) -> bool {
+        matches!(self, WeightsSource::Encoder { encoder, .. } if encoder.layers.is_empty())
+    }
+
     pub fn path(&self) -> &Path {
         match self {
             WeightsSource::Encoder { source, .. } => source,
@@ -30,7 +35,7 @@ impl WeightsSource {
 }
 
 /// A tensor in PyTorch's layout (row-major, `shape` outermost first).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Tensor {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
@@ -169,18 +174,36 @@ impl Safetensors {
             .ok_or_else(|| Error::model_file(&self.source, format!("has no tensor named {key}")))?;
         let shard = &self.shards[*shard];
         let bad = |what: String| Error::model_file(&shard.path, what);
+        let width = match info.dtype {
+            Dtype::F32 => 4,
+            Dtype::F16 | Dtype::BF16 => 2,
+            other => {
+                return Err(bad(format!(
+                    "stores {key} as {other:?}; supported: F32, F16, BF16"
+                )))
+            }
+        };
         let (start, end) = info.data_offsets;
-        let mut bytes = vec![0u8; end - start];
+        let count: usize = info.shape.iter().product();
+        if end < start || end - start != count * width {
+            return Err(bad(format!(
+                "has tensor {key} of shape {:?} in {} bytes, which does not fit",
+                info.shape,
+                end.saturating_sub(start)
+            )));
+        }
         let mut file = File::open(&shard.path).map_err(|e| bad(format!("cannot be read ({e})")))?;
         file.seek(SeekFrom::Start(shard.data_start + start as u64))
-            .and_then(|_| file.read_exact(&mut bytes))
-            .map_err(|e| bad(format!("is truncated at tensor {key} ({e})")))?;
-        let data = to_f32(info.dtype, &bytes).ok_or_else(|| {
-            bad(format!(
-                "stores {key} as {:?}; supported: F32, F16, BF16",
-                info.dtype
-            ))
-        })?;
+            .map_err(|e| bad(format!("cannot be read ({e})")))?;
+        // Read and converted a chunk at a time: never the file's bytes and the floats together.
+        let mut data = vec![0f32; count];
+        let mut chunk = vec![0u8; (READ_CHUNK / width * width).min(count * width)];
+        for out in data.chunks_mut(chunk.len().max(width) / width) {
+            let bytes = &mut chunk[..out.len() * width];
+            file.read_exact(bytes)
+                .map_err(|e| bad(format!("is truncated at tensor {key} ({e})")))?;
+            convert(info.dtype, bytes, out);
+        }
         Ok(Tensor {
             shape: info.shape.clone(),
             data,
@@ -223,27 +246,27 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+/// Bytes of the file read at once while a tensor is converted to f32.
+const READ_CHUNK: usize = 4 << 20;
+
+/// Little-endian `bytes` of `dtype` (F32, F16 or BF16) into `out`.
+fn convert(dtype: Dtype, bytes: &[u8], out: &mut [f32]) {
     match dtype {
-        Dtype::F32 => Some(
-            bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        ),
-        Dtype::F16 => Some(
-            bytes
-                .chunks_exact(2)
-                .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
-                .collect(),
-        ),
-        Dtype::BF16 => Some(
-            bytes
-                .chunks_exact(2)
-                .map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16))
-                .collect(),
-        ),
-        _ => None,
+        Dtype::F32 => {
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        }
+        Dtype::F16 => {
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+            }
+        }
+        _ => {
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                *o = f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16);
+            }
+        }
     }
 }
 

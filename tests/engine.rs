@@ -138,8 +138,12 @@ fn dtypes_are_refused_where_they_cannot_run() {
             "dtype 'int8' runs on the CPU only",
         ),
         (
+            with_dtype("float64", Options::default()),
+            "unknown dtype 'float64'",
+        ),
+        (
             with_dtype("bfloat16", Options::default()),
-            "unknown dtype 'bfloat16'",
+            "dtype 'bfloat16' runs on MLX only",
         ),
     ] {
         let error = Engine::load(&model_dir(), &options)

@@ -203,6 +203,16 @@ fn qwen2_and_qwen3_on_mlx_match_candle_and_the_ort_graph() {
             0.999,
             1e-2,
         );
+        let bf16 = load(&scratch.0, "mlx", Some("bfloat16"));
+        assert_eq!(bf16.info().dtype.as_deref(), Some("bfloat16"));
+        let bf16 = rows(&bf16, &texts(), false);
+        assert_close(
+            &format!("{name} MLX bfloat16 vs float32"),
+            &bf16,
+            &ours,
+            0.99,
+            5e-2,
+        );
         for (i, text) in texts().iter().enumerate() {
             let alone = rows(&engine, std::slice::from_ref(text), false);
             let diff = max_abs_diff(&alone[0], &ours[i]);
@@ -211,5 +221,19 @@ fn qwen2_and_qwen3_on_mlx_match_candle_and_the_ort_graph() {
                 "{name}: {text:?} moved by {diff} with its batch"
             );
         }
+    }
+}
+
+#[test]
+fn qwen_fixtures_on_mlx_match_transformers_in_pytorch() {
+    for name in ["qwen2-qodo-layout", "qwen3"] {
+        let fixture = qwen_fixture(name);
+        assert_close(
+            &format!("{name} MLX vs transformers (PyTorch)"),
+            &rows(&mlx(&fixture.dir.0), &fixture.texts, false),
+            &fixture.vectors,
+            0.99999,
+            1e-4,
+        );
     }
 }

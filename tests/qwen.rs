@@ -252,3 +252,54 @@ fn the_default_max_length_is_capped_for_the_qwen_family() {
     };
     assert_eq!(load_with(&dir.0, asked).info().max_length, 16384);
 }
+
+/// transformers' own Qwen2Model and Qwen3Model in PyTorch, with the mask each model runs with
+/// (fixtures made by scripts/make-qwen-fixtures.py, F16 weights computed in float32).
+#[test]
+fn qwen2_and_qwen3_match_transformers_in_pytorch() {
+    for (name, attention) in [("qwen2-qodo-layout", "bidirectional"), ("qwen3", "causal")] {
+        let fixture = qwen_fixture(name);
+        let engine = load_with(&fixture.dir.0, Options::default());
+        assert_eq!(engine.info().attention, attention, "{name}");
+        let tokenizer = TextTokenizer::load(
+            &fixture.dir.0.join("tokenizer.json"),
+            engine.info().max_length,
+            Some(QWEN_TEST_EOS),
+        )
+        .expect("tokenizer");
+        assert_eq!(
+            tokenizer.encode(&fixture.texts, "").expect("ids"),
+            fixture.ids,
+            "{name}: token ids"
+        );
+        assert_close(
+            &format!("{name} vs transformers (PyTorch)"),
+            &rows(&engine, &fixture.texts, false),
+            &fixture.vectors,
+            0.99999,
+            1e-4,
+        );
+        // the mutation check against PyTorch: the other attention direction must not pass
+        let other = if attention == "causal" {
+            "bidirectional"
+        } else {
+            "causal"
+        };
+        let wrong = load_with(
+            &fixture.dir.0,
+            Options {
+                attention: Some(other.into()),
+                ..Options::default()
+            },
+        );
+        let worst = rows(&wrong, &fixture.texts, false)
+            .iter()
+            .zip(&fixture.vectors)
+            .map(|(a, b)| cosine(a, b))
+            .fold(1.0, f32::min);
+        assert!(
+            worst < 0.999,
+            "{name}: {other} attention went unnoticed ({worst})"
+        );
+    }
+}

@@ -30,6 +30,7 @@ pub fn anchor(config: &ModelConfig) -> &'static str {
 }
 
 /// A PyTorch `nn.Linear`: `weight` is `[out, in]`.
+#[derive(Clone)]
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
@@ -62,6 +63,7 @@ pub enum NormKind {
     RmsNorm,
 }
 
+#[derive(Clone)]
 pub struct Norm {
     pub kind: NormKind,
     pub weight: Tensor,
@@ -99,6 +101,7 @@ impl Norm {
 
 /// Generic over the projection (`L`) and the norm (`N`), so that a backend holds the same
 /// structure with its own weight types.
+#[derive(Clone)]
 pub struct Attention<L = Linear, N = Norm> {
     pub q: L,
     pub k: L,
@@ -109,6 +112,7 @@ pub struct Attention<L = Linear, N = Norm> {
     pub k_norm: Option<N>,
 }
 
+#[derive(Clone)]
 pub enum FeedForward<L = Linear> {
     /// `down(act(up(x)))`
     Activation { up: L, act: Activation, down: L },
@@ -186,6 +190,7 @@ impl Mask {
     }
 }
 
+#[derive(Clone)]
 pub struct Layer<L = Linear, N = Norm> {
     pub attention: Attention<L, N>,
     pub norm1: N,
@@ -209,11 +214,13 @@ impl<L, N> Layer<L, N> {
 }
 
 /// Rotary position embedding on the first `dims` of each head, halves rotated (not interleaved).
+#[derive(Clone)]
 pub struct Rotary {
     pub dims: usize,
     pub base: f32,
 }
 
+#[derive(Clone)]
 pub struct Encoder {
     pub hidden: usize,
     pub heads: usize,

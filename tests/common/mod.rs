@@ -420,3 +420,49 @@ pub const QODO_AUTO_MAP: &str =
 pub fn load_with(dir: &Path, options: Options) -> Engine {
     Engine::load(dir, &options).expect("engine loads")
 }
+
+/// A fixture snapshot of tests/fixtures (made by scripts/make-qwen-fixtures.py) with MiniLM's
+/// tokenizer beside it, and the vectors and token ids transformers computed for its texts.
+pub struct QwenFixture {
+    pub dir: Scratch,
+    pub texts: Vec<String>,
+    pub ids: Vec<Vec<u32>>,
+    pub vectors: Vec<Vec<f32>>,
+}
+
+pub fn qwen_fixture(name: &str) -> QwenFixture {
+    #[derive(serde::Deserialize)]
+    struct Reference {
+        texts: Vec<String>,
+        ids: Vec<Vec<u32>>,
+        vectors: Vec<Vec<f32>>,
+    }
+    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let dir = Scratch::new(&format!("fixture-{name}"));
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(from.join(file), dir.0.join(file)).expect("fixture file");
+    }
+    std::fs::create_dir_all(dir.0.join("1_Pooling")).expect("pooling dir");
+    std::fs::copy(
+        from.join("1_Pooling/config.json"),
+        dir.0.join("1_Pooling/config.json"),
+    )
+    .expect("pooling");
+    std::fs::copy(
+        minilm_dir().join("tokenizer.json"),
+        dir.0.join("tokenizer.json"),
+    )
+    .expect("tokenizer");
+    let reference: Reference = serde_json::from_str(
+        &std::fs::read_to_string(from.join("reference.json")).expect("reference"),
+    )
+    .expect("reference json");
+    QwenFixture {
+        dir,
+        texts: reference.texts,
+        ids: reference.ids,
+        vectors: reference.vectors,
+    }
+}

@@ -37,8 +37,9 @@ pub fn dtype(precision: Precision) -> Result<Dtype> {
     match precision {
         Precision::Float32 => Ok(Dtype::Float32),
         Precision::Float16 => Ok(Dtype::Float16),
+        Precision::BFloat16 => Ok(Dtype::Bfloat16),
         other => Err(Error::Input(format!(
-            "dtype '{}' is not available on MLX (expected 'float32' or 'float16')",
+            "dtype '{}' is not available on MLX (expected 'float32', 'float16' or 'bfloat16')",
             other.name()
         ))),
     }
@@ -55,10 +56,10 @@ pub fn limit_memory(bytes: u64) -> Result<()> {
 }
 
 pub fn dtype_name(dtype: Dtype) -> &'static str {
-    if dtype == Dtype::Float16 {
-        "float16"
-    } else {
-        "float32"
+    match dtype {
+        Dtype::Float16 => "float16",
+        Dtype::Bfloat16 => "bfloat16",
+        _ => "float32",
     }
 }
 

@@ -38,7 +38,7 @@ pub struct SessionPlan {
 pub fn load(
     runtime: &Runtime,
     dir: &ModelDir,
-    weights: &WeightsSource,
+    weights: &mut WeightsSource,
     max_length: usize,
     plan: SessionPlan,
 ) -> Result<OrtBackend> {
@@ -56,7 +56,7 @@ pub fn load(
 fn build(
     runtime: &Runtime,
     dir: &ModelDir,
-    weights: &WeightsSource,
+    weights: &mut WeightsSource,
     max_length: usize,
     plan: SessionPlan,
 ) -> Result<OrtBackend> {
@@ -64,9 +64,13 @@ fn build(
     if plan.provider == Provider::Cuda {
         builder = cuda::with_cuda(builder, plan.gpu_memory_limit)?;
     }
-    let session = match (weights, plan.precision) {
+    if plan.precision == Some(Precision::BFloat16) {
+        return Err(Error::Internal("bfloat16 reached ONNX Runtime".into()));
+    }
+    let session = match (&mut *weights, plan.precision) {
+        // The graph takes the tensors; a description still shared (never in practice) is copied.
         (WeightsSource::Encoder { encoder, source }, Some(precision)) => graph::session(
-            encoder,
+            std::sync::Arc::make_mut(encoder),
             source,
             dir.pooling,
             max_length,
@@ -74,7 +78,7 @@ fn build(
             &builder,
         )?,
         (WeightsSource::Onnx(file), None) => builder
-            .commit_from_file(file)
+            .commit_from_file(&*file)
             .map_err(|e| Error::model_file(file, format!("is not a usable ONNX model ({e})")))?,
         _ => {
             return Err(Error::Internal(

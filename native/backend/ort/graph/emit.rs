@@ -21,8 +21,10 @@ pub const TOKEN_STATES: &str = "last_hidden_state";
 
 /// Also outputs the final token states as `last_hidden_state` ([batch, sequence, hidden]) when
 /// `token_states` is set: what other runtimes' feature-extraction pipelines expect of a file.
+/// Takes the encoder's tensors as it goes (each layer is released once it is in the graph), so
+/// that the weights are not held twice while the graph is built.
 pub fn model(
-    encoder: &Encoder,
+    encoder: &mut Encoder,
     pooling: Pooling,
     max_positions: usize,
     token_states: bool,
@@ -34,16 +36,19 @@ pub fn model(
     let wide_residual = precision == Precision::Float16 && encoder.residual == Residual::PreNorm;
     let mut g = Emitter::new(precision, encoder.mask, wide_residual)?;
     let x = g.embeddings(encoder)?;
+    encoder.word_embeddings = Default::default();
+    encoder.position_embeddings = None;
     let rope = match &encoder.rotary {
         Some(rotary) => Some(g.rotary_tables(rotary, encoder.head_dim, max_positions)?),
         None => None,
     };
     let mut x = if wide_residual { g.cast(&x, FLOAT)? } else { x };
-    for layer in &encoder.layers {
+    // each layer's tensors are released once they are in the graph
+    for layer in std::mem::take(&mut encoder.layers) {
         x = match encoder.residual {
-            Residual::PostNorm => g.post_norm_layer(&x, layer, encoder, rope.as_ref())?,
+            Residual::PostNorm => g.post_norm_layer(&x, &layer, encoder, rope.as_ref())?,
             Residual::PreNorm => {
-                g.pre_norm_layer(&x, layer, encoder, rope.as_ref(), wide_residual)?
+                g.pre_norm_layer(&x, &layer, encoder, rope.as_ref(), wide_residual)?
             }
         };
     }

@@ -15,10 +15,10 @@ use crate::pooling::Pooling;
 
 pub use emit::{Precision, OUTPUT};
 
-/// A session over `encoder` (from the weights `source`), pooling with `pooling`, for inputs up
-/// to `max_positions` tokens.
+/// A session over `encoder` (from the weights `source`; its tensors are taken into the graph),
+/// pooling with `pooling`, for inputs up to `max_positions` tokens.
 pub fn session(
-    encoder: &Encoder,
+    encoder: &mut Encoder,
     source: &Path,
     pooling: Pooling,
     max_positions: usize,
@@ -33,7 +33,7 @@ pub fn session(
 /// fusions, as an ONNX file that other runtimes load (`Precision::Int8` uses ONNX Runtime's
 /// contrib operators, so only ONNX Runtime runs it).
 pub fn export(
-    encoder: &Encoder,
+    encoder: &mut Encoder,
     source: &Path,
     pooling: Pooling,
     max_positions: usize,
