@@ -189,20 +189,25 @@ fn f32_to_f16(v: f32) -> u16 {
     sign | half as u16
 }
 
-/// A complete snapshot of a random NomicBert: CLS pooling and the CodeRankEmbed query prefix.
-pub fn write_nomic_dir(dir: &Path, shape: &NomicShape, seed: u64) {
-    std::fs::write(dir.join("config.json"), nomic_config(shape)).expect("config");
+/// `config.json`, MiniLM's tokenizer and `1_Pooling/config.json`: what every test snapshot has.
+fn write_snapshot_files(dir: &Path, config: &str, pooling: &str) {
+    std::fs::write(dir.join("config.json"), config).expect("config");
     std::fs::copy(
         minilm_dir().join("tokenizer.json"),
         dir.join("tokenizer.json"),
     )
     .expect("tokenizer");
     std::fs::create_dir_all(dir.join("1_Pooling")).expect("pooling dir");
-    std::fs::write(
-        dir.join("1_Pooling/config.json"),
-        format!(r#"{{"word_embedding_dimension":{},"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":false}}"#, shape.hidden),
-    )
-    .expect("pooling");
+    std::fs::write(dir.join("1_Pooling/config.json"), pooling).expect("pooling");
+}
+
+/// A complete snapshot of a random NomicBert: CLS pooling and the CodeRankEmbed query prefix.
+pub fn write_nomic_dir(dir: &Path, shape: &NomicShape, seed: u64) {
+    let pooling = format!(
+        r#"{{"word_embedding_dimension":{},"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":false}}"#,
+        shape.hidden
+    );
+    write_snapshot_files(dir, &nomic_config(shape), &pooling);
     std::fs::write(
         dir.join("config_sentence_transformers.json"),
         format!(r#"{{"prompts":{{"query":"{QUERY_PREFIX}","document":""}}}}"#),
@@ -391,21 +396,11 @@ pub fn qwen_config(shape: &QwenShape, qwen3: bool, extra: &str) -> String {
 /// A Qwen snapshot: last-token pooling, no Normalize module, MiniLM's tokenizer; `extra`
 /// config fields decide the attention (`auto_map` to the gte remote code, `is_causal`).
 pub fn write_qwen_dir(dir: &Path, shape: &QwenShape, qwen3: bool, seed: u64, extra: &str) {
-    std::fs::write(dir.join("config.json"), qwen_config(shape, qwen3, extra)).expect("config");
-    std::fs::copy(
-        minilm_dir().join("tokenizer.json"),
-        dir.join("tokenizer.json"),
-    )
-    .expect("tokenizer");
-    std::fs::create_dir_all(dir.join("1_Pooling")).expect("pooling dir");
-    std::fs::write(
-        dir.join("1_Pooling/config.json"),
-        format!(
-            r#"{{"word_embedding_dimension":{},"pooling_mode_lasttoken":true}}"#,
-            shape.hidden
-        ),
-    )
-    .expect("pooling");
+    let pooling = format!(
+        r#"{{"word_embedding_dimension":{},"pooling_mode_lasttoken":true}}"#,
+        shape.hidden
+    );
+    write_snapshot_files(dir, &qwen_config(shape, qwen3, extra), &pooling);
     write_safetensors(
         &dir.join("model.safetensors"),
         &qwen_weights(shape, qwen3, seed),
