@@ -14,9 +14,9 @@ export declare class Model {
   /** Loads the model in `modelDir` (a Hugging Face snapshot). */
   static load(modelDir: string, options?: InitOptions | undefined | null): Promise<Model>
   /** One vector per text, in input order; runs off the JS thread. */
-  embed(texts: string[], isQuery?: boolean): Promise<Float32Array[]>
+  embed(texts: string[], isQuery?: boolean, options?: EmbedOptions): Promise<Float32Array[]>
   /** The same as `embed`, blocking the JS thread: for scripts. */
-  embedSync(texts: string[], isQuery?: boolean): Float32Array[]
+  embedSync(texts: string[], isQuery?: boolean, options?: EmbedOptions): Float32Array[]
   /** What this model is and where it runs. */
   info(): ModelInfo
   /** True only when this model really runs on a GPU. */
@@ -40,10 +40,16 @@ export interface ConfigSources {
 }
 
 /** One vector per text, in input order, from the default model; runs off the JS thread. */
-export declare function embed(texts: string[], isQuery?: boolean): Promise<Float32Array[]>
+export declare function embed(texts: string[], isQuery?: boolean, options?: EmbedOptions): Promise<Float32Array[]>
+
+/** Options of one `embed` call. */
+export interface EmbedOptions {
+  /** The task of this call (one of `info().tasks`) instead of the default one. */
+  task?: string
+}
 
 /** The same as `embed`, blocking the JS thread: for scripts. */
-export declare function embedSync(texts: string[], isQuery?: boolean): Float32Array[]
+export declare function embedSync(texts: string[], isQuery?: boolean, options?: EmbedOptions): Float32Array[]
 
 /** The `code` of every `Error` the addon throws, stable across versions. */
 export declare enum ErrorCode {
@@ -130,6 +136,16 @@ export interface InitOptions {
   queryPrefix?: string
   /** Put before every document instead of the snapshot's `prompts.document` (or `passage`). */
   documentPrefix?: string
+  /**
+   * The task of calls that name none, for models with tasks (`info().tasks`); by default
+   * queries use `retrieval.query` and documents `retrieval.passage` when the model has them.
+   */
+  task?: string
+  /**
+   * Cut every vector to its first `dimensions` values, then normalise (Matryoshka); a model
+   * that lists `matryoshka_dimensions` accepts only those.
+   */
+  dimensions?: number
 }
 
 /** True only when the default model really runs on a GPU. */
@@ -138,8 +154,15 @@ export declare function isGpu(): boolean
 export interface ModelInfo {
   backend: 'cpu' | 'cuda' | 'mlx'
   device: string
-  arch: 'bert' | 'nomic_bert' | 'qwen2' | 'qwen3'
+  /** The snapshot's `model_type`; any type runs from an ONNX file. */
+  arch: 'bert' | 'nomic_bert' | 'qwen2' | 'qwen3' | (string & {})
+  /** The length of the vectors returned (`dimensions` when set). */
   dim: number
+  /** The tasks the model knows (config.json's `lora_adaptations` and `task_instructions`). */
+  tasks: Array<string>
+  /** The task queries and documents run when a call names none. */
+  queryTask?: string
+  documentTask?: string
   maxLength: number
   pooling: 'cls' | 'mean' | 'lasttoken'
   attention: 'bidirectional' | 'causal'

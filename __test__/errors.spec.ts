@@ -81,12 +81,19 @@ describe('bad input', () => {
     await expect(native.init(dir, { weights: 'onnx' })).rejects.toThrow(/model\.onnx: is not a usable ONNX model/);
   });
 
-  test('init on an unknown model_type names it and the supported ones', async () => {
+  test('an unknown model_type runs from its ONNX file; without one, the error names it and the supported ones', async () => {
     const dir = brokenCopy((d) => {
       const config = JSON.parse(fs.readFileSync(path.join(d, 'config.json'), 'utf8'));
       fs.writeFileSync(path.join(d, 'config.json'), JSON.stringify({ ...config, model_type: 'gpt2' }));
     });
-    await expect(native.init(dir)).rejects.toThrow(/config\.json: has model_type "gpt2".*"bert", "nomic_bert"/);
+    const info = await native.init(dir);
+    expect(info).toMatchObject({ arch: 'gpt2', dim: 384 });
+    expect(info.weights).toMatch(/model\.onnx$/);
+    fs.rmSync(path.join(dir, 'onnx'), { recursive: true });
+    await expect(native.init(dir)).rejects.toThrow(
+      /config\.json: has model_type "gpt2", which this addon cannot build from model\.safetensors \(supported: "bert", "nomic_bert".*ONNX weights/,
+    );
+    await expect(native.init(dir, { weights: 'safetensors' })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED_MODEL' });
   });
 
   test('init on a corrupt model.safetensors names the file', async () => {

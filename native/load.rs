@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::arch;
 use crate::backend::ort::{self as ort_backend, runtime::Runtime, Provider, SessionPlan};
 use crate::backend::Backend;
+use crate::config::Arch;
 use crate::decide::{decide, Attempt, Decision, Machine, Snapshot, Target, Weights};
 use crate::engine::attention;
 use crate::error::{Error, Result};
@@ -29,6 +30,7 @@ pub fn load(dir: &ModelDir, settings: &Settings, max_length: usize) -> Result<Lo
     let snapshot = Snapshot {
         path: &dir.path,
         has_safetensors: Safetensors::present(&dir.path),
+        buildable: dir.config.arch() != Arch::Other,
     };
     let decision = decide(settings, snapshot, Machine::this())?;
     let mut weights = open_weights(dir, settings, &decision)?;
@@ -76,11 +78,17 @@ fn final_error(target: Target, decision: &Decision, e: Error) -> Error {
 
 fn open_weights(dir: &ModelDir, settings: &Settings, decision: &Decision) -> Result<WeightsSource> {
     match decision.weights {
-        Weights::Onnx => Ok(WeightsSource::Onnx(
-            dir.onnx_file(settings.onnx_file.as_deref())?,
-        )),
+        Weights::Onnx => match dir.onnx_file(settings.onnx_file.as_deref()) {
+            Ok(file) => Ok(WeightsSource::Onnx(file)),
+            // an unknown architecture without ONNX weights: say that ONNX weights are what it needs
+            Err(e) => Err(dir
+                .config
+                .buildable(&dir.path.join("config.json"))
+                .err()
+                .unwrap_or(e)),
+        },
         Weights::Safetensors => {
-            let st = Safetensors::open(&dir.path, arch::anchor(&dir.config))?
+            let st = arch::open_weights(&dir.path, &dir.config)?
                 .ok_or_else(|| Error::model_file(&dir.path, "has no model.safetensors"))?;
             let encoder = arch::encoder(&st, &dir.config, attention(dir, settings))?;
             Ok(WeightsSource::Encoder {

@@ -16,6 +16,46 @@ pub struct ModelDir {
     pub prompts: Prompts,
     /// `max_seq_length` from `sentence_bert_config.json`, when the snapshot has one.
     pub max_seq_length: Option<usize>,
+    pub tasks: Tasks,
+    /// `matryoshka_dimensions` of `config.json`: the only lengths the vector may be cut to.
+    pub matryoshka_dimensions: Option<Vec<usize>>,
+}
+
+/// The tasks `config.json` names (jina-embeddings-v3): `lora_adaptations` (a task's index there
+/// is what the model's `task_id` input takes) and `task_instructions` (text put before inputs).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Tasks {
+    #[serde(
+        default,
+        rename = "lora_adaptations",
+        deserialize_with = "null_as_empty"
+    )]
+    pub adapters: Vec<String>,
+    #[serde(
+        default,
+        rename = "task_instructions",
+        deserialize_with = "null_as_empty"
+    )]
+    pub instructions: std::collections::BTreeMap<String, String>,
+}
+
+impl Tasks {
+    /// Every task name: the adapters in their order, then tasks with an instruction only.
+    pub fn names(&self) -> Vec<String> {
+        let mut names = self.adapters.clone();
+        names.extend(
+            self.instructions
+                .keys()
+                .filter(|k| !self.adapters.contains(k))
+                .cloned(),
+        );
+        names
+    }
+
+    /// The index of `name` among the adapters.
+    pub fn adapter(&self, name: &str) -> Option<usize> {
+        self.adapters.iter().position(|a| a == name)
+    }
 }
 
 impl ModelDir {
@@ -27,7 +67,11 @@ impl ModelDir {
             ));
         }
         let config_path = path.join("config.json");
-        let config = ModelConfig::from_json(&config_path, &read_text(&config_path)?)?;
+        let text = read_text(&config_path)?;
+        let config = ModelConfig::from_json(&config_path, &text)?;
+        let extras: ConfigExtras = serde_json::from_str(&text).map_err(|e| {
+            Error::model_file(&config_path, format!("has malformed task fields ({e})"))
+        })?;
         let tokenizer = path.join("tokenizer.json");
         if !tokenizer.is_file() {
             return Err(Error::model_file(
@@ -39,6 +83,8 @@ impl ModelDir {
             pooling: read_pooling(path)?,
             prompts: read_prompts(path)?,
             max_seq_length: read_max_seq_length(path)?,
+            tasks: extras.tasks,
+            matryoshka_dimensions: extras.matryoshka_dimensions,
             path: path.to_path_buf(),
             config,
             tokenizer,
@@ -69,6 +115,22 @@ impl ModelDir {
             )
         })
     }
+}
+
+fn null_as_empty<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// What `config.json` says besides the architecture: tasks and vector lengths.
+#[derive(Deserialize)]
+struct ConfigExtras {
+    #[serde(flatten)]
+    tasks: Tasks,
+    matryoshka_dimensions: Option<Vec<usize>>,
 }
 
 fn read_text(path: &Path) -> Result<String> {

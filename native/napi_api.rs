@@ -99,6 +99,12 @@ pub struct InitOptions {
     pub query_prefix: Option<String>,
     /// Put before every document instead of the snapshot's `prompts.document` (or `passage`).
     pub document_prefix: Option<String>,
+    /// The task of calls that name none, for models with tasks (`info().tasks`); by default
+    /// queries use `retrieval.query` and documents `retrieval.passage` when the model has them.
+    pub task: Option<String>,
+    /// Cut every vector to its first `dimensions` values, then normalise (Matryoshka); a model
+    /// that lists `matryoshka_dimensions` accepts only those.
+    pub dimensions: Option<u32>,
 }
 
 #[napi(object)]
@@ -122,9 +128,16 @@ pub struct ModelInfo {
     #[napi(ts_type = "'cpu' | 'cuda' | 'mlx'")]
     pub backend: String,
     pub device: String,
-    #[napi(ts_type = "'bert' | 'nomic_bert' | 'qwen2' | 'qwen3'")]
+    /// The snapshot's `model_type`; any type runs from an ONNX file.
+    #[napi(ts_type = "'bert' | 'nomic_bert' | 'qwen2' | 'qwen3' | (string & {})")]
     pub arch: String,
+    /// The length of the vectors returned (`dimensions` when set).
     pub dim: u32,
+    /// The tasks the model knows (config.json's `lora_adaptations` and `task_instructions`).
+    pub tasks: Vec<String>,
+    /// The task queries and documents run when a call names none.
+    pub query_task: Option<String>,
+    pub document_task: Option<String>,
     pub max_length: u32,
     #[napi(ts_type = "'cls' | 'mean' | 'lasttoken'")]
     pub pooling: String,
@@ -175,6 +188,9 @@ impl From<&Info> for ModelInfo {
             device: i.device.clone(),
             arch: i.arch.clone(),
             dim: i.dim as u32,
+            tasks: i.tasks.clone(),
+            query_task: i.query_task.clone(),
+            document_task: i.document_task.clone(),
             max_length: i.max_length as u32,
             pooling: i.pooling.clone(),
             attention: i.attention.clone(),
@@ -249,6 +265,8 @@ impl From<InitOptions> for Options {
             attention: o.attention,
             query_prefix: o.query_prefix,
             document_prefix: o.document_prefix,
+            task: o.task,
+            dimensions: o.dimensions.map(|n| n as usize),
         }
     }
 }
@@ -373,6 +391,14 @@ pub struct EmbedTask {
     /// and a refusal rejects it rather than throwing at the call.
     job: EngineResult<(Arc<Engine>, Vec<String>)>,
     is_query: bool,
+    task: Option<String>,
+}
+
+/// Options of one `embed` call.
+#[napi(object)]
+pub struct EmbedOptions {
+    /// The task of this call (one of `info().tasks`) instead of the default one.
+    pub task: Option<String>,
 }
 
 impl<'task> ScopedTask<'task> for EmbedTask {
@@ -382,7 +408,8 @@ impl<'task> ScopedTask<'task> for EmbedTask {
     fn compute(&mut self) -> Result<Self::Output> {
         let job = std::mem::replace(&mut self.job, Err(ran_twice()));
         Ok(job.and_then(|(engine, texts)| {
-            guarded(|| engine.embed(&texts, self.is_query)).map(|v| (v, engine.info().dim))
+            guarded(|| engine.embed_task(&texts, self.is_query, self.task.as_deref()))
+                .map(|v| (v, engine.info().dim))
         }))
     }
 
@@ -392,11 +419,17 @@ impl<'task> ScopedTask<'task> for EmbedTask {
     }
 }
 
-fn embed_task(slot: &Slot, texts: Unknown, is_query: Option<bool>) -> AsyncTask<EmbedTask> {
+fn embed_task(
+    slot: &Slot,
+    texts: Unknown,
+    is_query: Option<bool>,
+    options: Option<EmbedOptions>,
+) -> AsyncTask<EmbedTask> {
     let job = read_texts(texts).and_then(|texts| Ok((slot.get()?, texts)));
     AsyncTask::new(EmbedTask {
         job,
         is_query: is_query.unwrap_or(false),
+        task: options.and_then(|o| o.task),
     })
 }
 
@@ -405,34 +438,41 @@ fn embed_now<'env>(
     slot: &Slot,
     texts: Unknown,
     is_query: Option<bool>,
+    options: Option<EmbedOptions>,
 ) -> Result<Vec<Float32ArraySlice<'env>>> {
     let texts = read_texts(texts).map_err(|e| js_error(env, e))?;
     let engine = slot.get().map_err(|e| js_error(env, e))?;
-    let vectors = guarded(|| engine.embed(&texts, is_query.unwrap_or(false)))
+    let task = options.and_then(|o| o.task);
+    let vectors = guarded(|| engine.embed_task(&texts, is_query.unwrap_or(false), task.as_deref()))
         .map_err(|e| js_error(env, e))?;
     typed_array_views(env, vectors, engine.info().dim)
 }
 
 /// One vector per text, in input order, from the default model; runs off the JS thread.
 #[napi(
-    ts_args_type = "texts: string[], isQuery?: boolean",
+    ts_args_type = "texts: string[], isQuery?: boolean, options?: EmbedOptions",
     ts_return_type = "Promise<Float32Array[]>"
 )]
-pub fn embed(texts: Unknown, is_query: Option<bool>) -> AsyncTask<EmbedTask> {
-    embed_task(&DEFAULT, texts, is_query)
+pub fn embed(
+    texts: Unknown,
+    is_query: Option<bool>,
+    options: Option<EmbedOptions>,
+) -> AsyncTask<EmbedTask> {
+    embed_task(&DEFAULT, texts, is_query, options)
 }
 
 /// The same as `embed`, blocking the JS thread: for scripts.
 #[napi(
-    ts_args_type = "texts: string[], isQuery?: boolean",
+    ts_args_type = "texts: string[], isQuery?: boolean, options?: EmbedOptions",
     ts_return_type = "Float32Array[]"
 )]
 pub fn embed_sync<'env>(
     env: &'env Env,
     texts: Unknown,
     is_query: Option<bool>,
+    options: Option<EmbedOptions>,
 ) -> Result<Vec<Float32ArraySlice<'env>>> {
-    embed_now(env, &DEFAULT, texts, is_query)
+    embed_now(env, &DEFAULT, texts, is_query, options)
 }
 
 /// True only when the default model really runs on a GPU.
@@ -491,16 +531,21 @@ impl Model {
 
     /// One vector per text, in input order; runs off the JS thread.
     #[napi(
-        ts_args_type = "texts: string[], isQuery?: boolean",
+        ts_args_type = "texts: string[], isQuery?: boolean, options?: EmbedOptions",
         ts_return_type = "Promise<Float32Array[]>"
     )]
-    pub fn embed(&self, texts: Unknown, is_query: Option<bool>) -> AsyncTask<EmbedTask> {
-        embed_task(&self.slot, texts, is_query)
+    pub fn embed(
+        &self,
+        texts: Unknown,
+        is_query: Option<bool>,
+        options: Option<EmbedOptions>,
+    ) -> AsyncTask<EmbedTask> {
+        embed_task(&self.slot, texts, is_query, options)
     }
 
     /// The same as `embed`, blocking the JS thread: for scripts.
     #[napi(
-        ts_args_type = "texts: string[], isQuery?: boolean",
+        ts_args_type = "texts: string[], isQuery?: boolean, options?: EmbedOptions",
         ts_return_type = "Float32Array[]"
     )]
     pub fn embed_sync<'env>(
@@ -508,8 +553,9 @@ impl Model {
         env: &'env Env,
         texts: Unknown,
         is_query: Option<bool>,
+        options: Option<EmbedOptions>,
     ) -> Result<Vec<Float32ArraySlice<'env>>> {
-        embed_now(env, &self.slot, texts, is_query)
+        embed_now(env, &self.slot, texts, is_query, options)
     }
 
     /// What this model is and where it runs.

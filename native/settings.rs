@@ -25,6 +25,10 @@ pub struct Options {
     /// Override the snapshot's prompts for queries and for documents.
     pub query_prefix: Option<String>,
     pub document_prefix: Option<String>,
+    /// The task (adapter and instruction) of every call that names none.
+    pub task: Option<String>,
+    /// Cut vectors to their first this many dimensions (Matryoshka), then normalise.
+    pub dimensions: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +119,8 @@ pub struct Settings {
     pub attention: Option<Mask>,
     pub query_prefix: Option<String>,
     pub document_prefix: Option<String>,
+    pub task: Option<String>,
+    pub dimensions: Option<usize>,
     pub sources: Sources,
 }
 
@@ -199,6 +205,8 @@ impl Settings {
                 .map_err(Error::Input)?,
             query_prefix: options.query_prefix.clone(),
             document_prefix: options.document_prefix.clone(),
+            task: options.task.clone(),
+            dimensions: options.dimensions,
             sources,
         })
     }

@@ -7,8 +7,10 @@ mod bert;
 mod nomic_bert;
 mod qwen;
 
+use std::path::Path;
+
 use crate::config::ModelConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::weights::{Safetensors, Tensor};
 
 /// The encoder that `config.json` describes, with its weights from `weights`, attending as `mask`.
@@ -18,14 +20,31 @@ pub fn encoder(weights: &Safetensors, config: &ModelConfig, mask: Mask) -> Resul
         ModelConfig::NomicBert(c) => nomic_bert::load(weights, c),
         ModelConfig::Qwen2(c) => qwen::load(weights, c, false, mask),
         ModelConfig::Qwen3(c) => qwen::load(weights, c, true, mask),
+        ModelConfig::Other(_) => Err(Error::Internal("no encoder for an ONNX-only model".into())),
     }
 }
 
-/// The key whose prefix is every key's prefix in this architecture's checkpoints.
-pub fn anchor(config: &ModelConfig) -> &'static str {
+/// The snapshot's `model.safetensors` (`None` when it has none), for an architecture this addon
+/// builds; an error saying to use ONNX weights for any other.
+pub fn open_weights(dir: &Path, config: &ModelConfig) -> Result<Option<Safetensors>> {
+    config.buildable(&dir.join("config.json"))?;
+    match anchor(config) {
+        Some(anchor) => Safetensors::open(dir, anchor),
+        None => Err(Error::Internal(
+            "no key anchor for a buildable model".into(),
+        )),
+    }
+}
+
+/// The key whose prefix is every key's prefix in this architecture's checkpoints (`None`: not
+/// an architecture this addon builds).
+pub fn anchor(config: &ModelConfig) -> Option<&'static str> {
     match config {
-        ModelConfig::Bert(_) | ModelConfig::NomicBert(_) => "embeddings.word_embeddings.weight",
-        ModelConfig::Qwen2(_) | ModelConfig::Qwen3(_) => qwen::ANCHOR,
+        ModelConfig::Bert(_) | ModelConfig::NomicBert(_) => {
+            Some("embeddings.word_embeddings.weight")
+        }
+        ModelConfig::Qwen2(_) | ModelConfig::Qwen3(_) => Some(qwen::ANCHOR),
+        ModelConfig::Other(_) => None,
     }
 }
 

@@ -17,4 +17,12 @@ pub trait Backend: Send + Sync {
     fn is_gpu(&self) -> bool {
         self.kind() != "cpu"
     }
+    /// The length of the vectors it pools, when the model itself says (an ONNX file's output).
+    fn dim(&self) -> Option<usize> {
+        None
+    }
+    /// It has a `task_id` input, which every batch must set.
+    fn takes_task(&self) -> bool {
+        false
+    }
 }

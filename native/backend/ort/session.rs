@@ -18,37 +18,46 @@ pub struct OrtBackend {
     session: Mutex<Session>,
     inputs: Vec<(String, InputKind, TensorElementType)>,
     output: String,
+    /// The output holds float16 (an fp16 ONNX file), converted to f32 for pooling.
+    half_output: bool,
     /// `Some` when the session outputs token states that we pool; `None` when it outputs pooled vectors.
     pooling: Option<Pooling>,
     dim: usize,
     provider: Provider,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum InputKind {
     Ids,
     Mask,
     TokenTypes,
+    Positions,
+    /// `task_id`: a scalar, or `[1]` when the input has rank 1.
+    Task {
+        rank: usize,
+    },
 }
 
 impl OrtBackend {
-    /// `source` names the weights in error messages.
+    /// `source` names the weights in error messages; `config_dim` is `config.json`'s hidden size,
+    /// used when the output's last dimension is not fixed.
     pub fn new(
         session: Session,
         source: &Path,
         pooling: Pooling,
-        dim: usize,
+        config_dim: Option<usize>,
         provider: Provider,
     ) -> Result<Self> {
         let inputs = session
             .inputs()
             .iter()
             .map(|i| {
-                let kind = input_kind(i.name()).ok_or_else(|| {
+                let rank = i.dtype().tensor_shape().map_or(0, |s| s.len());
+                let kind = input_kind(i.name(), rank).ok_or_else(|| {
                     Error::unsupported(
                         source,
                         format!(
-                            "has an input \"{}\" this addon cannot feed (expected input_ids, attention_mask, token_type_ids)",
+                            "has an input \"{}\" this addon cannot feed (it feeds input_ids, attention_mask, token_type_ids, position_ids and task_id)",
                             i.name()
                         ),
                     )
@@ -57,12 +66,22 @@ impl OrtBackend {
                 Ok((i.name().to_string(), kind, ty))
             })
             .collect::<Result<Vec<_>>>()?;
-        let (output, pooled) = choose_output(&session, source)?;
+        if !inputs.iter().any(|(_, kind, _)| *kind == InputKind::Ids) {
+            return Err(Error::unsupported(source, "has no input_ids input"));
+        }
+        let output = choose_output(&session, source)?;
+        let dim = output.dim.or(config_dim).filter(|&d| d > 0).ok_or_else(|| {
+            Error::model_file(
+                source,
+                "does not say how long its vectors are (its output's last dimension is not fixed, and config.json has no hidden_size)",
+            )
+        })?;
         Ok(OrtBackend {
             session: Mutex::new(session),
             inputs,
-            output,
-            pooling: (!pooled).then_some(pooling),
+            output: output.name,
+            half_output: output.half,
+            pooling: (!output.pooled).then_some(pooling),
             dim,
             provider,
         })
@@ -73,10 +92,17 @@ impl OrtBackend {
         self.inputs
             .iter()
             .map(|(name, kind, ty)| {
-                let values = match kind {
-                    InputKind::Ids => batch.input_ids.clone(),
-                    InputKind::Mask => batch.attention_mask.clone(),
-                    InputKind::TokenTypes => vec![0; batch.input_ids.len()],
+                let (shape, values) = match kind {
+                    InputKind::Ids => (shape.to_vec(), batch.input_ids.clone()),
+                    InputKind::Mask => (shape.to_vec(), batch.attention_mask.clone()),
+                    InputKind::TokenTypes => (shape.to_vec(), vec![0; batch.input_ids.len()]),
+                    InputKind::Positions => (shape.to_vec(), positions(batch)),
+                    InputKind::Task { rank } => {
+                        let id = batch.task.ok_or_else(|| {
+                            Error::Internal("a batch without a task for a task_id input".into())
+                        })?;
+                        (vec![1; *rank], vec![id])
+                    }
                 };
                 Ok((
                     Cow::Owned(name.clone()),
@@ -98,12 +124,29 @@ impl super::super::Backend for OrtBackend {
         let value = outputs
             .get(&self.output)
             .ok_or_else(|| Error::Internal(format!("output {} missing", self.output)))?;
-        let (_, data) = value.try_extract_tensor::<f32>()?;
+        let widened: Vec<f32>;
+        let data = if self.half_output {
+            let (_, half) = value.try_extract_tensor::<half::f16>()?;
+            widened = half.iter().map(|h| h.to_f32()).collect();
+            &widened[..]
+        } else {
+            value.try_extract_tensor::<f32>()?.1
+        };
         match self.pooling {
             Some(pooling) => pool(pooling, data, batch.seq, self.dim, &batch.lengths, out),
             None => out.copy_from_slice(&data[..out.len()]),
         }
         Ok(())
+    }
+
+    fn dim(&self) -> Option<usize> {
+        Some(self.dim)
+    }
+
+    fn takes_task(&self) -> bool {
+        self.inputs
+            .iter()
+            .any(|(_, kind, _)| matches!(kind, InputKind::Task { .. }))
     }
 
     fn kind(&self) -> &'static str {
@@ -137,47 +180,73 @@ fn classify(message: String) -> Error {
     }
 }
 
-fn input_kind(name: &str) -> Option<InputKind> {
+fn input_kind(name: &str, rank: usize) -> Option<InputKind> {
     match name {
         "input_ids" => Some(InputKind::Ids),
         "attention_mask" => Some(InputKind::Mask),
         "token_type_ids" => Some(InputKind::TokenTypes),
+        "position_ids" => Some(InputKind::Positions),
+        "task_id" if rank <= 1 => Some(InputKind::Task { rank }),
         _ => None,
     }
 }
 
-/// A pooled output (`sentence_embedding`, rank 2) when the session has one, else the token states.
-fn choose_output(session: &Session, source: &Path) -> Result<(String, bool)> {
-    let rank = |name: &str| {
-        session
-            .outputs()
-            .iter()
-            .find(|o| o.name() == name)
-            .and_then(|o| o.dtype().tensor_shape().map(|s| s.len()))
+/// Each row's positions 0, 1, 2, ... (padding comes last, so real tokens count from 0).
+fn positions(batch: &Batch) -> Vec<i64> {
+    let row: Vec<i64> = (0..batch.seq as i64).collect();
+    row.repeat(batch.size())
+}
+
+struct Output {
+    name: String,
+    /// `[batch, dim]`: vectors already pooled by the model.
+    pooled: bool,
+    half: bool,
+    /// Its last dimension, when fixed.
+    dim: Option<usize>,
+}
+
+/// A pooled output (`sentence_embedding`, rank 2) when the session has one, else the token
+/// states under their usual names (`last_hidden_state`, `token_embeddings`, `text_embeds`), else
+/// the first output of rank 3.
+fn choose_output(session: &Session, source: &Path) -> Result<Output> {
+    let described = |o: &ort::value::Outlet| {
+        let shape = o.dtype().tensor_shape()?;
+        let half = o.dtype().tensor_type() == Some(TensorElementType::Float16);
+        let dim = shape.last().and_then(|&d| usize::try_from(d).ok());
+        Some((o.name().to_string(), shape.len(), half, dim))
     };
-    for (name, pooled) in [
-        (super::graph::OUTPUT, true),
-        ("last_hidden_state", false),
-        ("token_embeddings", false),
-    ] {
-        if let Some(r) = rank(name) {
-            return Ok((name.to_string(), pooled && r == 2));
-        }
-    }
-    session
-        .outputs()
-        .iter()
-        .find(|o| o.dtype().tensor_shape().is_some_and(|s| s.len() == 3))
-        .map(|o| (o.name().to_string(), false))
+    let outputs: Vec<_> = session.outputs().iter().filter_map(described).collect();
+    let named = [
+        super::graph::OUTPUT,
+        "last_hidden_state",
+        "token_embeddings",
+        "text_embeds",
+    ]
+    .iter()
+    .find_map(|name| {
+        outputs
+            .iter()
+            .find(|o| o.0 == *name && (o.1 == 2 || o.1 == 3))
+    });
+    let chosen = named
+        .or_else(|| outputs.iter().find(|o| o.1 == 3))
         .ok_or_else(|| {
             Error::model_file(
                 source,
                 "has no output of shape [batch, seq, hidden] or [batch, hidden]",
             )
-        })
+        })?;
+    let (name, rank, half, dim) = chosen.clone();
+    Ok(Output {
+        name,
+        pooled: rank == 2,
+        half,
+        dim,
+    })
 }
 
-fn int_tensor(shape: [i64; 2], values: Vec<i64>, ty: TensorElementType) -> Result<DynValue> {
+fn int_tensor(shape: Vec<i64>, values: Vec<i64>, ty: TensorElementType) -> Result<DynValue> {
     Ok(match ty {
         TensorElementType::Int32 => {
             let narrow: Vec<i32> = values.into_iter().map(|v| v as i32).collect();
