@@ -146,6 +146,17 @@ export interface InitOptions {
    * that lists `matryoshka_dimensions` accepts only those.
    */
   dimensions?: number
+  /**
+   * Keep ONNX Runtime's optimised graph of a model built from safetensors on disk, and start
+   * from it next time (default true; the folder is `$SEMANTIC_SEARCH_CACHE`, else
+   * `~/.cache/semantic-search-native`; `SEMANTIC_SEARCH_CACHE=off` also turns it off).
+   */
+  cache?: boolean
+  /**
+   * The graph cache's folder (default `$SEMANTIC_SEARCH_CACHE`, else
+   * `~/.cache/semantic-search-native`).
+   */
+  cacheDir?: string
 }
 
 /** True only when the default model really runs on a GPU. */
@@ -189,6 +200,15 @@ export interface ModelInfo {
   dtype?: 'float32' | 'float16' | 'bfloat16' | 'int8'
   /** Where each setting came from: the options, a `SEMANTIC_SEARCH_*` variable, or the default. */
   sources: ConfigSources
+  /**
+   * What the graph cache did: `hit` (started from it), `written` (built it, then started
+   * from it) or `off` (see `cacheNote`).
+   */
+  cache: 'hit' | 'written' | 'off'
+  /** The cache entry's folder. */
+  cacheEntry?: string
+  /** Why the cache was not used. */
+  cacheNote?: string
 }
 
 /** What one model has done since it was loaded. */

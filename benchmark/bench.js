@@ -59,7 +59,17 @@ function prepare() {
   if (!fs.existsSync(path.join(jina, 'onnx', 'model.onnx_data'))) {
     execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'make-task-model.py'), 'jina', jina], { stdio: 'inherit' });
   }
-  return { dir, fp32, int8, nomic, qodo, jina };
+  // transformers.js and Python onnxruntime start from the ONNX file of the same NomicBert weights
+  const nomicOnnx = path.join(CACHE, 'nomic-onnx');
+  fs.mkdirSync(path.join(nomicOnnx, 'onnx'), { recursive: true });
+  for (const f of ['config.json', 'tokenizer.json', '1_Pooling']) {
+    if (!fs.existsSync(path.join(nomicOnnx, f))) fs.symlinkSync(path.join(nomic, f), path.join(nomicOnnx, f));
+  }
+  for (const f of ['tokenizer_config.json', 'special_tokens_map.json']) fs.copyFileSync(path.join(dir, f), path.join(nomicOnnx, f));
+  if (!fs.existsSync(path.join(nomicOnnx, 'onnx', 'model.onnx'))) {
+    require('..').exportOnnx(nomic, path.join(nomicOnnx, 'onnx', 'model.onnx'), { maxLength: 2048 });
+  }
+  return { dir, fp32, int8, nomic, nomicOnnx, qodo, jina };
 }
 
 function runJson(command, args, options = {}) {
@@ -201,6 +211,45 @@ function seedsRun(qodo, jina, texts) {
   };
 }
 
+/** Best and median of `starts` fresh processes of one runner: wall time from spawn to the first query vector and exit, memory once loaded. */
+function coldStarts(starts, command, args, before = () => {}) {
+  const runs = [];
+  for (let i = 0; i < starts; i++) {
+    before(i);
+    const t = performance.now();
+    const r = runJson(command, args);
+    if (r.error) return { error: r.error };
+    runs.push({ ...r, wall_ms: performance.now() - t });
+  }
+  const sorted = (key) => runs.map((r) => r[key]).sort((a, b) => a - b);
+  const median = (key) => Math.round(sorted(key)[starts >> 1]);
+  return {
+    starts,
+    bestMs: Math.round(sorted('wall_ms')[0]),
+    medianMs: median('wall_ms'),
+    loadedRssMb: median('rss_mb'),
+    peakMb: Math.max(...runs.map((r) => r.end_peak_mb || r.peak_mb)),
+    cache: runs.map((r) => r.cache).filter(Boolean),
+  };
+}
+
+/** A search CLI's start on the CodeRankEmbed-shaped model: the addon with an empty cache, with its cache, without one; transformers.js and Python onnxruntime on the same weights. */
+function coldStartTable(models) {
+  const node = (job) => [path.join(__dirname, 'cold_start.js'), JSON.stringify(job)];
+  const cacheDir = path.join(CACHE, 'cold-start-cache');
+  const addonJob = (options) => node({ runner: 'addon', modelDir: models.nomic, options: { backend: 'cpu', threads: THREADS, cacheDir, ...options } });
+  const empty = () => fs.rmSync(cacheDir, { recursive: true, force: true });
+  const table = {};
+  table['addon, first start (writes the cache)'] = coldStarts(3, process.execPath, addonJob({}), empty);
+  table['addon, cached'] = coldStarts(5, process.execPath, addonJob({}));
+  table['addon, cache off'] = coldStarts(3, process.execPath, addonJob({ cache: false }));
+  table['addon int8, cached'] = coldStarts(5, process.execPath, addonJob({ dtype: 'int8' }), (i) => i === 0 && runJson(process.execPath, addonJob({ dtype: 'int8' })));
+  table['transformers.js'] = coldStarts(5, process.execPath, node({ runner: 'transformers.js', modelRoot: CACHE, modelName: 'nomic-onnx', threads: THREADS }));
+  const py = { onnx: path.join(models.nomicOnnx, 'onnx', 'model.onnx'), tokenizer: path.join(models.nomic, 'tokenizer.json'), threads: THREADS };
+  table['python onnxruntime'] = coldStarts(5, PYTHON, [path.join(__dirname, 'cold_start.py'), JSON.stringify(py)]);
+  return table;
+}
+
 function main() {
   const started = Date.now();
   const models = prepare();
@@ -245,6 +294,8 @@ function main() {
   const qodo = { weightsMb: Math.round(weightBytes / 1e6), fp32: qodoRun(models.qodo, 'float32'), int8: qodoRun(models.qodo, 'int8') };
   log('running the seeds\' embedder: Qodo-shaped (safetensors) || Jina-v3-shaped (ONNX, task adapters) = 2560 dims, in a fresh process ...');
   const seeds = seedsRun(models.qodo, models.jina, 4);
+  log('starting fresh processes on the CodeRankEmbed-shaped model: time to the first query vector ...');
+  const coldStart = coldStartTable(models);
   const matmul = python({ mode: 'matmul' }).gflops;
   const kernels = runJson(PYTHON, [path.join(__dirname, 'kernels.py')], { input: JSON.stringify({ threads: THREADS, rows: 1024 }) });
 
@@ -279,6 +330,17 @@ function main() {
   console.log(seeds.error
     ? `seeds' embedder: failed: ${seeds.error.slice(0, 200)}`
     : `seeds' embedder, Qodo-shaped (${qodo.weightsMb} MB) || Jina-v3-shaped ONNX (${jinaMb} MB) = ${seeds.dim} dims: init ${seeds.initSeconds} s; resident peak ${seeds.loadedPeakMb} MB, once loaded ${seeds.settledMb} MB; ${seeds.texts} documents of 256 tokens in ${seeds.documentsSeconds} s; one query in ${seeds.queryMs} ms`);
+  const weightsMb = Math.round(fs.statSync(path.join(models.nomic, 'model.safetensors')).size / 1e6);
+  console.log(`\nA search CLI's start, CodeRankEmbed-shaped NomicBert (${weightsMb} MB of fp32 weights), ${THREADS} threads, fresh processes (files in the page cache): spawn to the first query vector`);
+  console.log(`${'runner'.padEnd(40)} ${'best ms'.padStart(8)} ${'median ms'.padStart(10)} ${'RSS loaded MB'.padStart(14)} ${'peak MB'.padStart(8)}`);
+  for (const [name, r] of Object.entries(coldStart)) {
+    console.log(r.error ? `${name.padEnd(40)} failed: ${r.error.slice(0, 160)}` : `${name.padEnd(40)} ${String(r.bestMs).padStart(8)} ${String(r.medianMs).padStart(10)} ${String(r.loadedRssMb).padStart(14)} ${String(r.peakMb).padStart(8)}`);
+  }
+  const cached = coldStart['addon, cached'], tjs = coldStart['transformers.js'];
+  const coldRatios = { cachedVsTransformersJs: +(cached.medianMs / tjs.medianMs).toFixed(2), firstVsCacheOff: +(coldStart['addon, first start (writes the cache)'].medianMs / coldStart['addon, cache off'].medianMs).toFixed(2) };
+  console.log(`cached start / transformers.js (medians): ${coldRatios.cachedVsTransformersJs}x; first start (writing the cache) / cache off: ${coldRatios.firstVsCacheOff}x`);
+  const memory = { weightsMb, fp32LoadedMb: cached.loadedRssMb, int8LoadedMb: coldStart['addon int8, cached'].loadedRssMb, fp32Bound: Math.round(1.15 * weightsMb + 150), int8Bound: Math.round(0.45 * weightsMb + 150) };
+  console.log(`resident after init (cached): fp32 ${memory.fp32LoadedMb} MB (bound 1.15 x weights + 150 = ${memory.fp32Bound}), int8 ${memory.int8LoadedMb} MB (bound 0.45 x weights + 150 = ${memory.int8Bound})`);
   console.log(`cpu flags: ${peak.flags.join(' ') || 'none of avx2, avx512f, avx512_vnni, avx_vnni, avx512_bf16'}`);
   console.log(`cpu fp32 peak ${peak.gflops.toFixed(0)} GFLOP/s; one large fp32 MatMul (numpy) ${matmul.toFixed(0)} GFLOP/s; NomicBert 768x12 at 32x128: fp32 ${nomic.fp32.gflops} GFLOP/s (${((nomic.fp32.gflops / matmul) * 100).toFixed(0)}% of that MatMul), int8 ${nomic.int8.gflops} GFLOP/s (${(nomic.int8.gflops / nomic.fp32.gflops).toFixed(2)}x fp32)`);
   if (!kernels.error) {
@@ -287,7 +349,7 @@ function main() {
   }
   console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (JSON_OUT) {
-    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, qodo, seeds, runs, ratios, int8Fidelity }));
+    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, qodo, seeds, coldStart: { table: coldStart, ratios: coldRatios }, memory, runs, ratios, int8Fidelity }));
   }
 }
 

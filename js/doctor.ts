@@ -29,6 +29,8 @@ async function main(): Promise<void> {
     console.log(`runs on        ${info.backend} (${info.device}), ${info.threads} threads (${info.threadPool} pool), batches of ${info.batchTokens} tokens`);
     const set = Object.entries(info.sources).filter(([, source]) => source !== 'default');
     console.log(`settings from  ${set.length ? set.map(([name, source]) => `${name}: ${source}`).join(', ') : 'defaults'}`);
+    console.log(`graph cache    ${info.cache}${info.cacheEntry ? ` ${info.cacheEntry}` : ''}${info.cacheNote ? ` (${info.cacheNote})` : ''}`);
+    if (info.tasks.length) console.log(`tasks          ${info.tasks.join(', ')} (queries: ${info.queryTask}, documents: ${info.documentTask})`);
     if (info.mlxUnavailable) console.log(`MLX fallback   ${info.mlxUnavailable}`);
     if (info.cudaUnavailable) console.log(`CUDA fallback  ${info.cudaUnavailable}`);
     await model.embed(SAMPLE);

@@ -188,7 +188,14 @@ impl ModelConfig {
         let malformed = |what: String| Error::model_file(path, what);
         let kind: Kind = serde_json::from_str(text)
             .map_err(|e| malformed(format!("is not valid JSON ({e})")))?;
-        match kind.model_type.as_deref() {
+        let config = ModelConfig::parse(path, text, kind.model_type.as_deref())?;
+        config.check_sizes().map_err(malformed)?;
+        Ok(config)
+    }
+
+    fn parse(path: &Path, text: &str, model_type: Option<&str>) -> Result<Self> {
+        let malformed = |what: String| Error::model_file(path, what);
+        match model_type {
             Some("bert") => serde_json::from_str(text)
                 .map(ModelConfig::Bert)
                 .map_err(|e| malformed(format!("is not a valid BERT config ({e})"))),
@@ -211,6 +218,76 @@ impl ModelConfig {
                 .map(ModelConfig::Other)
                 .map_err(|e| malformed(format!("has malformed sizes ({e})"))),
         }
+    }
+
+    /// Sizes within what any real model has: a config that lies (a hidden size of 10^9) is
+    /// refused here, before anything is allocated from it.
+    fn check_sizes(&self) -> std::result::Result<(), String> {
+        let (hidden, layers, heads, kv_heads, head_dim, inner, vocab, positions) = match self {
+            ModelConfig::Bert(c) => (
+                c.hidden_size,
+                c.num_hidden_layers,
+                c.num_attention_heads,
+                c.num_attention_heads,
+                c.hidden_size / c.num_attention_heads.max(1),
+                c.intermediate_size,
+                c.vocab_size,
+                c.max_position_embeddings,
+            ),
+            ModelConfig::NomicBert(c) => (
+                c.n_embd,
+                c.n_layer,
+                c.n_head,
+                c.n_head,
+                c.n_embd / c.n_head.max(1),
+                c.n_inner.unwrap_or(4 * c.n_embd),
+                c.vocab_size,
+                c.n_positions,
+            ),
+            ModelConfig::Qwen2(c) | ModelConfig::Qwen3(c) => (
+                c.hidden_size,
+                c.num_hidden_layers,
+                c.num_attention_heads,
+                c.kv_heads(),
+                c.head_dim(),
+                c.intermediate_size,
+                c.vocab_size,
+                c.max_position_embeddings,
+            ),
+            ModelConfig::Other(c) => {
+                let (hidden, positions) = (
+                    c.hidden_size.unwrap_or(1),
+                    c.max_position_embeddings.unwrap_or(1),
+                );
+                return within("hidden_size", hidden, MAX_HIDDEN).and(within(
+                    "max_position_embeddings",
+                    positions,
+                    MAX_POSITIONS,
+                ));
+            }
+        };
+        within("the hidden size", hidden, MAX_HIDDEN)?;
+        within("the number of layers", layers, 1024)?;
+        within("the number of attention heads", heads, hidden)?;
+        within("the number of key/value heads", kv_heads, heads)?;
+        within("the head size", head_dim, 4096)?;
+        within("the FFN size", inner, 16 * MAX_HIDDEN)?;
+        within("the vocabulary size", vocab, 1 << 24)?;
+        within("the number of positions", positions, MAX_POSITIONS)?;
+        if heads % kv_heads != 0 {
+            return Err(format!(
+                "has {heads} attention heads, not a multiple of its {kv_heads} key/value heads"
+            ));
+        }
+        let rotary = !matches!(self, ModelConfig::Bert(_));
+        // the Qwen loaders read each projection's shape from heads x head_dim, which need not be hidden
+        let qwen = matches!(self, ModelConfig::Qwen2(_) | ModelConfig::Qwen3(_));
+        if (heads * head_dim != hidden && !qwen) || (rotary && head_dim % 2 == 1) {
+            return Err(format!(
+                "has {heads} heads of size {head_dim}, which do not fit its hidden size {hidden}"
+            ));
+        }
+        Ok(())
     }
 
     /// Ok when the encoder can be built from `model.safetensors`; else an error saying what to use.
@@ -300,6 +377,18 @@ impl ModelConfig {
                 .max_position_embeddings
                 .unwrap_or(OTHER_DEFAULT_MAX_LENGTH),
         }
+    }
+}
+
+const MAX_HIDDEN: usize = 1 << 16;
+const MAX_POSITIONS: usize = 1 << 21;
+
+/// `value` of `what` is from 1 to `max`.
+fn within(what: &str, value: usize, max: usize) -> std::result::Result<(), String> {
+    if (1..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("gives {what} as {value}, outside 1..={max}: not a model this addon can load (is config.json damaged?)"))
     }
 }
 
@@ -400,6 +489,28 @@ mod tests {
         assert_eq!(err.code(), "ERR_UNSUPPORTED_MODEL");
         let err = err.to_string();
         assert!(err.contains("\"gpt2\""), "{err}");
+    }
+
+    #[test]
+    fn sizes_that_lie_are_refused_before_anything_is_allocated() {
+        let bert = |hidden: &str| {
+            let json = format!(
+                r#"{{"model_type":"bert","vocab_size":100,"hidden_size":{hidden},"num_hidden_layers":2,
+                "num_attention_heads":4,"intermediate_size":64,"max_position_embeddings":512}}"#
+            );
+            ModelConfig::from_json(Path::new("config.json"), &json)
+        };
+        assert!(bert("32").is_ok());
+        for lie in ["1000000000", "0", "30"] {
+            let err = bert(lie).unwrap_err();
+            assert_eq!(err.code(), "ERR_MODEL_FILE", "{lie}");
+        }
+        let qwen = r#"{"model_type":"qwen2","vocab_size":100,"hidden_size":64,"intermediate_size":128,
+            "num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":3,"max_position_embeddings":32768}"#;
+        let err = ModelConfig::from_json(Path::new("config.json"), qwen).unwrap_err();
+        assert!(err.to_string().contains("key/value heads"), "{err}");
+        let other = r#"{"model_type":"xlm-roberta","max_position_embeddings":100000000000}"#;
+        assert!(ModelConfig::from_json(Path::new("config.json"), other).is_err());
     }
 
     #[test]

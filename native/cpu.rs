@@ -23,3 +23,39 @@ pub fn physical_cores() -> usize {
         cores.len().min(logical)
     }
 }
+
+/// The instruction-set features ONNX Runtime's kernels choose between, as one string: an
+/// optimised graph may depend on them, so it is cached per feature set.
+pub fn features() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let known = [
+            ("avx2", std::is_x86_feature_detected!("avx2")),
+            ("fma", std::is_x86_feature_detected!("fma")),
+            ("avx512f", std::is_x86_feature_detected!("avx512f")),
+            ("avx512bw", std::is_x86_feature_detected!("avx512bw")),
+            ("avx512vnni", std::is_x86_feature_detected!("avx512vnni")),
+            ("avx512bf16", std::is_x86_feature_detected!("avx512bf16")),
+        ];
+        let on: Vec<&str> = known.iter().filter(|k| k.1).map(|k| k.0).collect();
+        format!("x86_64:{}", on.join(","))
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let known = [
+            (
+                "dotprod",
+                std::arch::is_aarch64_feature_detected!("dotprod"),
+            ),
+            ("i8mm", std::arch::is_aarch64_feature_detected!("i8mm")),
+            ("bf16", std::arch::is_aarch64_feature_detected!("bf16")),
+            ("fp16", std::arch::is_aarch64_feature_detected!("fp16")),
+        ];
+        let on: Vec<&str> = known.iter().filter(|k| k.1).map(|k| k.0).collect();
+        format!("aarch64:{}", on.join(","))
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        std::env::consts::ARCH.to_string()
+    }
+}

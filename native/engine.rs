@@ -7,7 +7,7 @@ use crate::arch::Mask;
 use crate::backend::Backend;
 use crate::batching::{assemble, plan};
 use crate::error::{Error, Result};
-use crate::load::{load, Loaded};
+use crate::load::{load, CacheUse, Loaded};
 use crate::model_dir::ModelDir;
 use crate::pooling::{l2_normalize, Pooling};
 use crate::settings::{Settings, Source, Sources, ENV_MAX_LENGTH};
@@ -61,6 +61,12 @@ pub struct Info {
     pub dtype: Option<String>,
     /// Where each setting came from: the options, the environment, or the default.
     pub sources: Sources,
+    /// `hit`, `written` or `off`: what the graph cache did.
+    pub cache: String,
+    /// The cache entry used or written.
+    pub cache_entry: Option<String>,
+    /// Why the cache was not used.
+    pub cache_note: Option<String>,
 }
 
 pub struct Engine {
@@ -107,6 +113,7 @@ impl Engine {
             runtime: None,
             cuda_unavailable: None,
             mlx_unavailable: None,
+            cache: crate::load::CacheUse::Off("a backend of the caller's".into()),
         };
         Engine::assemble(&dir, loaded, &settings, max_length)
     }
@@ -162,6 +169,17 @@ impl Engine {
             mlx_unavailable: loaded.mlx_unavailable,
             dtype: loaded.precision.map(|p| p.name().to_string()),
             sources: settings.sources,
+            cache: loaded.cache.name().into(),
+            cache_entry: match &loaded.cache {
+                CacheUse::Hit(entry) | CacheUse::Written(entry) => {
+                    Some(entry.display().to_string())
+                }
+                CacheUse::Off(_) => None,
+            },
+            cache_note: match &loaded.cache {
+                CacheUse::Off(why) => Some(why.clone()),
+                _ => None,
+            },
         };
         Ok(Engine {
             tokenizer,

@@ -1,10 +1,14 @@
 //! Carries out `decide`: opens the weights, tries each backend in order, and keeps the reason
-//! every passed-over or failed backend gives.
+//! every passed-over or failed backend gives. A CPU graph built from safetensors starts from the
+//! graph cache when it has the entry, and writes the entry when not.
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::arch;
-use crate::backend::ort::{self as ort_backend, runtime::Runtime, Provider, SessionPlan};
+use crate::backend::ort::cache::{Cache, Fingerprint};
+use crate::backend::ort::{
+    self as ort_backend, runtime::Runtime, OrtBackend, Provider, SessionPlan,
+};
 use crate::backend::Backend;
 use crate::config::Arch;
 use crate::decide::{decide, Attempt, Decision, Machine, Snapshot, Target, Weights};
@@ -24,6 +28,48 @@ pub struct Loaded {
     pub runtime: Option<&'static Runtime>,
     pub cuda_unavailable: Option<String>,
     pub mlx_unavailable: Option<String>,
+    pub cache: CacheUse,
+}
+
+/// What the graph cache did for this model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheUse {
+    /// Started from this entry.
+    Hit(PathBuf),
+    /// Wrote this entry, then started from it.
+    Written(PathBuf),
+    /// Not used, and why.
+    Off(String),
+}
+
+impl CacheUse {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CacheUse::Hit(_) => "hit",
+            CacheUse::Written(_) => "written",
+            CacheUse::Off(_) => "off",
+        }
+    }
+}
+
+/// The weights, read from the snapshot when a backend first needs them (a cache hit never does),
+/// and again when a backend that failed took their tensors.
+struct LazyWeights<'a> {
+    dir: &'a ModelDir,
+    settings: &'a Settings,
+    decision: &'a Decision,
+    opened: Option<WeightsSource>,
+}
+
+impl LazyWeights<'_> {
+    fn get(&mut self) -> Result<&mut WeightsSource> {
+        if self.opened.as_ref().is_none_or(WeightsSource::spent) {
+            self.opened = Some(open_weights(self.dir, self.settings, self.decision)?);
+        }
+        self.opened
+            .as_mut()
+            .ok_or_else(|| Error::Internal("weights not opened".into()))
+    }
 }
 
 pub fn load(dir: &ModelDir, settings: &Settings, max_length: usize) -> Result<Loaded> {
@@ -33,17 +79,18 @@ pub fn load(dir: &ModelDir, settings: &Settings, max_length: usize) -> Result<Lo
         buildable: dir.config.arch() != Arch::Other,
     };
     let decision = decide(settings, snapshot, Machine::this())?;
-    let mut weights = open_weights(dir, settings, &decision)?;
-    let weights_path = weights.path().to_path_buf();
+    let weights_path = weights_name(dir, settings, &decision)?;
+    let mut weights = LazyWeights {
+        dir,
+        settings,
+        decision: &decision,
+        opened: None,
+    };
     let mut reasons = decision.skipped.clone();
     let last = decision.attempts.len() - 1;
     for (i, attempt) in decision.attempts.iter().enumerate() {
-        if weights.spent() {
-            // a backend that failed after building its graph took the tensors: read them again
-            weights = open_weights(dir, settings, &decision)?;
-        }
         match start(dir, &mut weights, settings, max_length, *attempt) {
-            Ok((backend, runtime)) => {
+            Ok((backend, runtime, cache)) => {
                 let reason = |target| {
                     reasons
                         .iter()
@@ -57,6 +104,7 @@ pub fn load(dir: &ModelDir, settings: &Settings, max_length: usize) -> Result<Lo
                     cuda_unavailable: reason(Target::Cuda),
                     mlx_unavailable: reason(Target::Mlx),
                     weights: weights_path,
+                    cache,
                 });
             }
             Err(e) if i == last => return Err(final_error(attempt.target, &decision, e)),
@@ -73,6 +121,22 @@ fn final_error(target: Target, decision: &Decision, e: Error) -> Error {
             Error::BackendUnavailable(format!("backend 'cuda' cannot be used: {reason}"))
         }
         (_, e) => e,
+    }
+}
+
+/// What `info().weights` names, without reading the weights.
+fn weights_name(dir: &ModelDir, settings: &Settings, decision: &Decision) -> Result<PathBuf> {
+    match decision.weights {
+        Weights::Onnx => match open_weights(dir, settings, decision)? {
+            WeightsSource::Onnx(file) => Ok(file),
+            other => Ok(other.path().to_path_buf()),
+        },
+        Weights::Safetensors => {
+            dir.config.buildable(&dir.path.join("config.json"))?;
+            Safetensors::files(&dir.path)?
+                .map(|(source, _)| source)
+                .ok_or_else(|| Error::model_file(&dir.path, "has no model.safetensors"))
+        }
     }
 }
 
@@ -99,17 +163,24 @@ fn open_weights(dir: &ModelDir, settings: &Settings, decision: &Decision) -> Res
     }
 }
 
-type Started = (Box<dyn Backend>, Option<&'static Runtime>);
+type Started = (Box<dyn Backend>, Option<&'static Runtime>, CacheUse);
 
 fn start(
     dir: &ModelDir,
-    weights: &mut WeightsSource,
+    weights: &mut LazyWeights,
     settings: &Settings,
     max_length: usize,
     attempt: Attempt,
 ) -> Result<Started> {
     let provider = match attempt.target {
-        Target::Mlx => return start_mlx(dir, weights, settings, attempt.precision),
+        Target::Mlx => {
+            let backend = start_mlx(dir, weights.get()?, settings, attempt.precision)?;
+            return Ok((
+                backend,
+                None,
+                CacheUse::Off("MLX reads model.safetensors".into()),
+            ));
+        }
         Target::Cuda => Provider::Cuda,
         Target::Cpu => Provider::Cpu,
     };
@@ -120,8 +191,89 @@ fn start(
         threads: settings.threads,
         gpu_memory_limit: settings.gpu_memory_limit,
     };
-    let backend = ort_backend::load(runtime, dir, weights, max_length, plan)?;
-    Ok((Box::new(backend), Some(runtime)))
+    let why_not = match (plan.precision, provider, &settings.cache_dir) {
+        (None, _, _) => "an ONNX file runs as it is",
+        (_, Provider::Cuda, _) => "only CPU graphs are cached",
+        (_, _, None) => "turned off (cache: false or SEMANTIC_SEARCH_CACHE=off)",
+        (Some(_), Provider::Cpu, Some(root)) => {
+            let key = fingerprint(dir, settings, max_length, plan, runtime)?.key();
+            let cache = Cache::new(root.clone());
+            let (backend, used) =
+                start_cached(&cache, &key, dir, weights, max_length, plan, runtime)?;
+            return Ok((Box::new(backend), Some(runtime), used));
+        }
+    };
+    let backend = ort_backend::load(runtime, dir, weights.get()?, max_length, plan)?;
+    Ok((
+        Box::new(backend),
+        Some(runtime),
+        CacheUse::Off(why_not.into()),
+    ))
+}
+
+/// The CPU graph from the cache entry of `key`; without one, built, written to the cache and
+/// started from it; when the cache cannot be written, built as without a cache.
+#[allow(clippy::too_many_arguments)]
+fn start_cached(
+    cache: &Cache,
+    key: &str,
+    dir: &ModelDir,
+    weights: &mut LazyWeights,
+    max_length: usize,
+    plan: SessionPlan,
+    runtime: &'static Runtime,
+) -> Result<(OrtBackend, CacheUse)> {
+    if let Some(entry) = cache.lookup(key) {
+        match ort_backend::load_cached(runtime, dir, &entry, plan.threads) {
+            Ok(backend) => return Ok((backend, CacheUse::Hit(entry))),
+            Err(_) => cache.discard(&entry),
+        }
+    }
+    let written = cache.stage(key).and_then(|staged| {
+        let backend = ort_backend::save(runtime, dir, weights.get()?, max_length, plan, &staged)?;
+        Ok((backend, staged.commit()?))
+    });
+    let problem = match written {
+        // ONNX Runtime's int8 kernels give slightly other results (cosine 1e-5) without pre-packed
+        // weights: an int8 model starts from the entry it wrote, as every later start does
+        Ok((backend, entry)) if plan.precision == Some(Precision::Int8) => {
+            drop(backend);
+            let backend = ort_backend::load_cached(runtime, dir, &entry, plan.threads)?;
+            return Ok((backend, CacheUse::Written(entry)));
+        }
+        Ok((backend, entry)) => return Ok((backend, CacheUse::Written(entry))),
+        Err(e) => e,
+    };
+    let backend = ort_backend::load(runtime, dir, weights.get()?, max_length, plan)?;
+    let why = format!("could not be used: {problem}");
+    Ok((backend, CacheUse::Off(why)))
+}
+
+/// Everything the optimised graph depends on: the weight files and config, the graph's
+/// settings, ONNX Runtime's version and the CPU's features (an optimised graph may use kernels
+/// only this CPU runs).
+fn fingerprint(
+    dir: &ModelDir,
+    settings: &Settings,
+    max_length: usize,
+    plan: SessionPlan,
+    runtime: &Runtime,
+) -> Result<Fingerprint> {
+    let mut f = Fingerprint::new();
+    if let Some((source, files)) = Safetensors::files(&dir.path)? {
+        for file in files.iter().chain([&source]) {
+            f.add_file(file)?;
+        }
+    }
+    f.add_file(&dir.path.join("config.json"))?;
+    let precision = plan.precision.map_or("onnx", Precision::name);
+    f.add("precision", precision.as_bytes());
+    f.add("pooling", dir.pooling.name().as_bytes());
+    f.add("max_length", max_length.to_string().as_bytes());
+    f.add("attention", attention(dir, settings).name().as_bytes());
+    f.add("ort", runtime.version.as_bytes());
+    f.add("cpu", crate::cpu::features().as_bytes());
+    Ok(f)
 }
 
 #[cfg(mlx)]
@@ -130,7 +282,7 @@ fn start_mlx(
     weights: &WeightsSource,
     settings: &Settings,
     precision: Option<Precision>,
-) -> Result<Started> {
+) -> Result<Box<dyn Backend>> {
     use crate::backend::mlx;
     let WeightsSource::Encoder { encoder, .. } = weights else {
         return Err(Error::Internal("MLX was chosen for ONNX weights".into()));
@@ -140,7 +292,7 @@ fn start_mlx(
         mlx::limit_memory(bytes)?;
     }
     let backend = mlx::MlxBackend::load(Arc::clone(encoder), dir.pooling, dtype)?;
-    Ok((Box::new(backend), None))
+    Ok(Box::new(backend))
 }
 
 #[cfg(not(mlx))]
@@ -149,7 +301,7 @@ fn start_mlx(
     _: &WeightsSource,
     _: &Settings,
     _: Option<Precision>,
-) -> Result<Started> {
+) -> Result<Box<dyn Backend>> {
     Err(Error::BackendUnavailable(
         "MLX is not part of this build".into(),
     ))

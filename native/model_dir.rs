@@ -133,6 +133,14 @@ struct ConfigExtras {
     matryoshka_dimensions: Option<Vec<usize>>,
 }
 
+/// A path the snapshot names stays inside it: relative, with no `..`.
+pub fn inside(path: &str) -> bool {
+    use std::path::Component;
+    Path::new(path)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
 fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path)
         .map_err(|e| Error::model_file(path, format!("cannot be read ({e})")))
@@ -172,6 +180,12 @@ fn read_pooling(dir: &Path) -> Result<Pooling> {
     let folder = modules
         .and_then(|m| m.into_iter().find(|m| m.kind.ends_with("Pooling")))
         .map_or_else(|| "1_Pooling".to_string(), |m| m.path);
+    if !inside(&folder) {
+        return Err(Error::model_file(
+            &dir.join("modules.json"),
+            format!("puts the pooling module at {folder:?}, outside the snapshot; it must be a folder of the snapshot"),
+        ));
+    }
     let path = dir.join(folder).join("config.json");
     let config: Option<PoolingConfig> =
         read_optional(&path, "a sentence-transformers pooling config")?;

@@ -105,6 +105,13 @@ pub struct InitOptions {
     /// Cut every vector to its first `dimensions` values, then normalise (Matryoshka); a model
     /// that lists `matryoshka_dimensions` accepts only those.
     pub dimensions: Option<u32>,
+    /// Keep ONNX Runtime's optimised graph of a model built from safetensors on disk, and start
+    /// from it next time (default true; the folder is `$SEMANTIC_SEARCH_CACHE`, else
+    /// `~/.cache/semantic-search-native`; `SEMANTIC_SEARCH_CACHE=off` also turns it off).
+    pub cache: Option<bool>,
+    /// The graph cache's folder (default `$SEMANTIC_SEARCH_CACHE`, else
+    /// `~/.cache/semantic-search-native`).
+    pub cache_dir: Option<String>,
 }
 
 #[napi(object)]
@@ -166,6 +173,14 @@ pub struct ModelInfo {
     pub dtype: Option<String>,
     /// Where each setting came from: the options, a `SEMANTIC_SEARCH_*` variable, or the default.
     pub sources: ConfigSources,
+    /// What the graph cache did: `hit` (started from it), `written` (built it, then started
+    /// from it) or `off` (see `cacheNote`).
+    #[napi(ts_type = "'hit' | 'written' | 'off'")]
+    pub cache: String,
+    /// The cache entry's folder.
+    pub cache_entry: Option<String>,
+    /// Why the cache was not used.
+    pub cache_note: Option<String>,
 }
 
 impl From<&Sources> for ConfigSources {
@@ -207,6 +222,9 @@ impl From<&Info> for ModelInfo {
             mlx_unavailable: i.mlx_unavailable.clone(),
             dtype: i.dtype.clone(),
             sources: ConfigSources::from(&i.sources),
+            cache: i.cache.clone(),
+            cache_entry: i.cache_entry.clone(),
+            cache_note: i.cache_note.clone(),
         }
     }
 }
@@ -267,6 +285,8 @@ impl From<InitOptions> for Options {
             document_prefix: o.document_prefix,
             task: o.task,
             dimensions: o.dimensions.map(|n| n as usize),
+            cache: o.cache,
+            cache_dir: o.cache_dir.map(PathBuf::from),
         }
     }
 }
@@ -686,7 +706,13 @@ fn read_texts(texts: Unknown) -> EngineResult<Vec<String>> {
     let array: Array = unsafe { texts.cast() }.map_err(refused)?;
     (0..array.len())
         .map(|i| {
-            let item: Unknown = array.get(i).map_err(refused)?.ok_or_else(|| {
+            let unreadable = |e: Error| {
+                EngineError::Input(format!(
+                    "embed(texts): texts[{i}] could not be read ({})",
+                    e.reason
+                ))
+            };
+            let item: Unknown = array.get(i).map_err(unreadable)?.ok_or_else(|| {
                 EngineError::Input("embed(texts): the array changed while read".into())
             })?;
             match item.get_type().map_err(refused)? {

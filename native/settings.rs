@@ -29,6 +29,10 @@ pub struct Options {
     pub task: Option<String>,
     /// Cut vectors to their first this many dimensions (Matryoshka), then normalise.
     pub dimensions: Option<usize>,
+    /// `Some(false)`: neither read nor write the graph cache.
+    pub cache: Option<bool>,
+    /// The graph cache's folder instead of `$SEMANTIC_SEARCH_CACHE` or the default.
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +125,8 @@ pub struct Settings {
     pub document_prefix: Option<String>,
     pub task: Option<String>,
     pub dimensions: Option<usize>,
+    /// Where optimised graphs are cached; `None`: not at all.
+    pub cache_dir: Option<PathBuf>,
     pub sources: Sources,
 }
 
@@ -130,6 +136,7 @@ pub const ENV_THREADS: &str = "SEMANTIC_SEARCH_THREADS";
 pub const ENV_MAX_LENGTH: &str = "SEMANTIC_SEARCH_MAX_LENGTH";
 pub const ENV_BATCH_TOKENS: &str = "SEMANTIC_SEARCH_BATCH_TOKENS";
 pub const ENV_GPU_MEMORY_LIMIT: &str = "SEMANTIC_SEARCH_GPU_MEMORY_LIMIT";
+pub const ENV_CACHE: &str = "SEMANTIC_SEARCH_CACHE";
 
 impl Settings {
     /// `options` completed from this process's environment.
@@ -207,9 +214,28 @@ impl Settings {
             document_prefix: options.document_prefix.clone(),
             task: options.task.clone(),
             dimensions: options.dimensions,
+            cache_dir: match options.cache {
+                Some(false) => None,
+                _ => options.cache_dir.clone().or_else(|| cache_dir(&env)),
+            },
             sources,
         })
     }
+}
+
+/// `$SEMANTIC_SEARCH_CACHE` (`off`, `0`, `false` or `no` turn the cache off), else
+/// `$XDG_CACHE_HOME/semantic-search-native`, else `~/.cache/semantic-search-native`
+/// (`%LOCALAPPDATA%` on Windows).
+fn cache_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    if let Some(value) = env(ENV_CACHE) {
+        let off = ["off", "0", "false", "no"].contains(&value.trim().to_lowercase().as_str());
+        return (!off).then(|| PathBuf::from(value));
+    }
+    let base = env("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("LOCALAPPDATA").map(PathBuf::from))
+        .or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("semantic-search-native"))
 }
 
 /// Which name a bad value is reported under.

@@ -53,16 +53,28 @@ impl Tensor {
 
     /// The row-major transpose of a 2-D tensor.
     pub fn transposed(&self) -> Tensor {
-        let (rows, cols) = (self.shape[0], self.shape[1]);
         let mut data = vec![0.0; self.data.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                data[c * rows + r] = self.data[r * cols + c];
-            }
-        }
+        self.transpose_into(1.0, &mut data);
         Tensor {
-            shape: vec![cols, rows],
+            shape: vec![self.shape[1], self.shape[0]],
             data,
+        }
+    }
+
+    /// Writes this 2-D tensor transposed and times `scale` into `out`, a tile at a time (a
+    /// plain column walk misses the cache on every read of a large matrix).
+    pub fn transpose_into(&self, scale: f32, out: &mut [f32]) {
+        const TILE: usize = 32;
+        let (rows, cols) = (self.shape[0], self.shape[1]);
+        for r0 in (0..rows).step_by(TILE) {
+            for c0 in (0..cols).step_by(TILE) {
+                for r in r0..(r0 + TILE).min(rows) {
+                    let row = &self.data[r * cols..(r + 1) * cols];
+                    for c in c0..(c0 + TILE).min(cols) {
+                        out[c * rows + r] = row[c] * scale;
+                    }
+                }
+            }
         }
     }
 }
@@ -94,11 +106,7 @@ impl Safetensors {
     /// The snapshot's safetensors weights, or `None` when it has none. Every key's prefix is
     /// what stands before `anchor`, a key each checkpoint of the architecture has.
     pub fn open(dir: &Path, anchor: &str) -> Result<Option<Self>> {
-        let (source, files) = if dir.join(SINGLE).is_file() {
-            (dir.join(SINGLE), vec![dir.join(SINGLE)])
-        } else if dir.join(INDEX).is_file() {
-            (dir.join(INDEX), shard_files(&dir.join(INDEX))?)
-        } else {
+        let Some((source, files)) = Safetensors::files(dir)? else {
             return Ok(None);
         };
         let mut weights = Safetensors {
@@ -113,6 +121,17 @@ impl Safetensors {
         }
         weights.prefix = weights.find_prefix(anchor)?;
         Ok(Some(weights))
+    }
+
+    /// What names the weights (the file, or the shard index) and the files that hold them.
+    pub fn files(dir: &Path) -> Result<Option<(PathBuf, Vec<PathBuf>)>> {
+        Ok(if dir.join(SINGLE).is_file() {
+            Some((dir.join(SINGLE), vec![dir.join(SINGLE)]))
+        } else if dir.join(INDEX).is_file() {
+            Some((dir.join(INDEX), shard_files(&dir.join(INDEX))?))
+        } else {
+            None
+        })
     }
 
     fn add_shard(&mut self, path: PathBuf) -> Result<()> {
@@ -132,11 +151,15 @@ impl Safetensors {
             .map_err(|e| bad(format!("has a truncated header ({e})")))?;
         let metadata: Metadata = serde_json::from_slice(&header)
             .map_err(|e| bad(format!("has a malformed header ({e})")))?;
+        let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let data_len = file_len.saturating_sub(8 + header_len);
+        let tensors = metadata.tensors();
+        check_layout(&tensors, data_len).map_err(bad)?;
         let shard = self.shards.len();
-        for (name, info) in metadata.tensors() {
+        for (name, info) in tensors {
             self.tensors.insert(name, (shard, info.clone()));
         }
-        self.bytes += file.metadata().map(|m| m.len()).unwrap_or(0);
+        self.bytes += file_len;
         self.shards.push(Shard {
             path,
             data_start: 8 + header_len,
@@ -184,8 +207,8 @@ impl Safetensors {
             }
         };
         let (start, end) = info.data_offsets;
-        let count: usize = info.shape.iter().product();
-        if end < start || end - start != count * width {
+        let count = elements(&info.shape).unwrap_or(usize::MAX);
+        if end < start || Some(end - start) != count.checked_mul(width) {
             return Err(bad(format!(
                 "has tensor {key} of shape {:?} in {} bytes, which does not fit",
                 info.shape,
@@ -240,10 +263,53 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
         )
     })?;
     let dir = index.parent().unwrap_or(Path::new("."));
+    if let Some(outside) = parsed
+        .weight_map
+        .values()
+        .find(|f| !crate::model_dir::inside(f))
+    {
+        return Err(Error::model_file(
+            index,
+            format!("names a shard outside the snapshot ({outside:?}); shards must be files of the snapshot"),
+        ));
+    }
     let mut files: Vec<PathBuf> = parsed.weight_map.values().map(|f| dir.join(f)).collect();
     files.sort();
     files.dedup();
     Ok(files)
+}
+
+/// The number of elements of `shape`, when it fits a `usize`.
+fn elements(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
+/// Every tensor lies inside the file's `data_len` bytes of data, and no two overlap: a header
+/// that says otherwise is refused before anything is allocated from it.
+fn check_layout(
+    tensors: &HashMap<String, &safetensors::tensor::TensorInfo>,
+    data_len: u64,
+) -> std::result::Result<(), String> {
+    let mut spans: Vec<(usize, usize, &str)> = Vec::with_capacity(tensors.len());
+    for (name, info) in tensors {
+        let (start, end) = info.data_offsets;
+        if end < start || end as u64 > data_len {
+            return Err(format!(
+                "has tensor {name} at bytes {start}..{end}, past the end of its {data_len} bytes of data (truncated or damaged)"
+            ));
+        }
+        spans.push((start, end, name));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        if pair[1].0 < pair[0].1 {
+            return Err(format!(
+                "has tensors {} and {} at overlapping bytes (a damaged header)",
+                pair[0].2, pair[1].2
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Bytes of the file read at once while a tensor is converted to f32.

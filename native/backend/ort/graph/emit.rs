@@ -255,15 +255,15 @@ impl Emitter {
 
     /// `x @ weight^T * scale + bias * scale`; the weight is transposed once, here.
     pub(super) fn linear(&mut self, x: &str, linear: &Linear, scale: f32) -> Result<String> {
-        let mut w = linear.weight.transposed();
-        if scale != 1.0 {
-            w.data.iter_mut().for_each(|v| *v *= scale);
-        }
         let bias: Option<Vec<f32>> = linear
             .bias
             .as_ref()
             .map(|b| b.data.iter().map(|v| v * scale).collect());
         if self.precision == Precision::Int8 {
+            let mut w = linear.weight.transposed();
+            if scale != 1.0 {
+                w.data.iter_mut().for_each(|v| *v *= scale);
+            }
             if let Some((smoothed, factors)) = self.smoothed(x)? {
                 let cols = w.shape[1];
                 for (row, f) in w.data.chunks_exact_mut(cols).zip(&factors) {
@@ -273,7 +273,9 @@ impl Emitter {
             }
             return self.quantized_linear(x, &w, bias.as_deref());
         }
-        let weight = self.floats("weight", &w.shape, &w.data)?;
+        let w = &linear.weight;
+        let shape = [w.shape[1], w.shape[0]];
+        let weight = self.floats_with("weight", &shape, |out| w.transpose_into(scale, out))?;
         let y = self.op("MatMul", &[x, &weight], vec![])?;
         match bias {
             Some(b) => {

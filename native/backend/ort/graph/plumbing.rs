@@ -125,6 +125,28 @@ impl Emitter {
         self.initializer(hint, shape, data)
     }
 
+    /// A float32 initializer (half precision in a Float16 graph) that `fill` writes in place,
+    /// saving a copy of every weight matrix.
+    pub(super) fn floats_with(
+        &mut self,
+        hint: &str,
+        shape: &[usize],
+        fill: impl FnOnce(&mut [f32]),
+    ) -> Result<String> {
+        if self.precision == Precision::Float16 {
+            let mut wide = vec![0f32; shape.iter().product()];
+            fill(&mut wide);
+            return self.floats(hint, shape, &wide);
+        }
+        let name = self.name(hint);
+        let dims: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        let mut tensor = OrtTensor::<f32>::new(&Allocator::default(), Shape::new(dims))?;
+        fill(tensor.extract_tensor_mut().1);
+        let external = shape.iter().product::<usize>() * 4 >= 128;
+        self.graph.add_initializer(&name, tensor, external)?;
+        Ok(name)
+    }
+
     pub(super) fn initializer<T>(
         &mut self,
         hint: &str,
