@@ -113,7 +113,7 @@ impl Engine {
             runtime: None,
             cuda_unavailable: None,
             mlx_unavailable: None,
-            cache: crate::load::CacheUse::Off("a backend of the caller's".into()),
+            cache: CacheUse::Off("a backend of the caller's".into()),
         };
         Engine::assemble(&dir, loaded, &settings, max_length)
     }
@@ -147,7 +147,7 @@ impl Engine {
             arch: dir.config.model_type().into(),
             dim,
             model_dim,
-            tasks: tasks.names(),
+            tasks: tasks.names().to_vec(),
             query_task: query.task,
             document_task: document.task,
             max_length,

@@ -127,10 +127,7 @@ fn final_error(target: Target, decision: &Decision, e: Error) -> Error {
 /// What `info().weights` names, without reading the weights.
 fn weights_name(dir: &ModelDir, settings: &Settings, decision: &Decision) -> Result<PathBuf> {
     match decision.weights {
-        Weights::Onnx => match open_weights(dir, settings, decision)? {
-            WeightsSource::Onnx(file) => Ok(file),
-            other => Ok(other.path().to_path_buf()),
-        },
+        Weights::Onnx => Ok(open_weights(dir, settings, decision)?.path().to_path_buf()),
         Weights::Safetensors => {
             dir.config.buildable(&dir.path.join("config.json"))?;
             Safetensors::files(&dir.path)?

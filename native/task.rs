@@ -18,6 +18,8 @@ pub struct Chosen {
 
 pub struct TaskRule {
     tasks: Tasks,
+    /// `tasks.names()`, once.
+    names: Vec<String>,
     prompts: Prompts,
     /// The model has a `task_id` input, which every call must feed.
     takes_id: bool,
@@ -38,6 +40,7 @@ impl TaskRule {
             ));
         }
         let rule = TaskRule {
+            names: tasks.names(),
             tasks,
             prompts: dir.prompts.clone(),
             takes_id,
@@ -50,8 +53,8 @@ impl TaskRule {
         Ok(rule)
     }
 
-    pub fn names(&self) -> Vec<String> {
-        self.tasks.names()
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// The task, prefix and adapter of a call; `task` (the call's) wins over the `task` option,
@@ -93,8 +96,8 @@ impl TaskRule {
     }
 
     fn id(&self, name: &str) -> Result<Option<i64>> {
-        if !self.tasks.names().iter().any(|n| n == name) {
-            return Err(Error::Input(if self.tasks.names().is_empty() {
+        if !self.names.iter().any(|n| n == name) {
+            return Err(Error::Input(if self.names.is_empty() {
                 format!("task '{name}' was asked for, but this model has no tasks (its config.json lists no lora_adaptations or task_instructions)")
             } else {
                 format!(
@@ -117,15 +120,14 @@ impl TaskRule {
 
     fn retrieval(&self, is_query: bool) -> Option<String> {
         let name = if is_query { QUERY_TASK } else { DOCUMENT_TASK };
-        self.tasks
-            .names()
+        self.names
             .iter()
             .any(|n| n == name)
             .then(|| name.to_string())
     }
 
     fn list(&self) -> String {
-        quoted(&self.tasks.names())
+        quoted(&self.names)
     }
 }
 

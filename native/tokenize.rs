@@ -76,22 +76,20 @@ impl TextTokenizer {
     }
 
     fn encode_chunk(&self, texts: &[String], prefix: &str) -> Result<Vec<Vec<u32>>> {
-        let inputs: Vec<String> = texts
-            .iter()
-            .map(|t| format!("{prefix}{}", cut(t, self.max_chars)))
-            .collect();
+        let starts: Vec<&str> = texts.iter().map(|t| cut(t, self.max_chars)).collect();
+        let inputs: Vec<String> = starts.iter().map(|s| format!("{prefix}{s}")).collect();
         let encodings = self
             .inner
             .encode_batch_fast(inputs, true)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         encodings
             .into_iter()
-            .zip(texts)
-            .map(|(e, text)| {
+            .zip(texts.iter().zip(starts))
+            .map(|(e, (text, start))| {
                 let mut ids = e.get_ids().to_vec();
                 // a cut text that did not fill `keep` tokens (words the vocabulary cannot split
                 // become one unknown token each) is tokenised whole, so the result is exact
-                if ids.len() < self.keep && cut(text, self.max_chars).len() < text.len() {
+                if ids.len() < self.keep && start.len() < text.len() {
                     ids = self.encode_one(&format!("{prefix}{text}"))?;
                 }
                 ids.extend(self.append);
