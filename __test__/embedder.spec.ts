@@ -1,6 +1,8 @@
 // The TypeScript wrapper keeps the embedder API the semantic-search code calls.
 import { defaultModelDir, Embedder } from '../js/embedder';
 import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { cosine, maxAbsDiff, randomNomicDir, requireModel, TEXTS } from './helpers';
 
 describe('Embedder', () => {
@@ -71,17 +73,34 @@ describe('Embedder', () => {
   });
 
   test('models and modelDir together, an empty list, or a bad weight are refused', () => {
-    expect(() => new Embedder({ modelDir, models: [{ modelDir }] })).toThrow(/either modelDir or models/);
+    expect(() => new Embedder({ modelDir, models: [{ modelDir }] })).toThrow(/either modelDir\/model or models/);
     expect(() => new Embedder({ models: [] })).toThrow(/models is empty/);
     expect(() => new Embedder({ models: [{ modelDir, weight: 0 }] })).toThrow(/weight .* must be a positive number/);
   });
 
-  test('the default model directory comes from SEMANTIC_SEARCH_MODEL_DIR, else the user cache', () => {
-    const saved = process.env.SEMANTIC_SEARCH_MODEL_DIR;
-    process.env.SEMANTIC_SEARCH_MODEL_DIR = '/models/x';
-    expect(defaultModelDir()).toBe('/models/x');
-    delete process.env.SEMANTIC_SEARCH_MODEL_DIR;
-    expect(defaultModelDir()).toMatch(/\.cache\/semantic-search\/models\/CodeRankEmbed$/);
-    if (saved !== undefined) process.env.SEMANTIC_SEARCH_MODEL_DIR = saved;
+  test('modelDir and model together are refused at init', async () => {
+    await expect(new Embedder({ modelDir, model: 'nomic-ai/CodeRankEmbed' }).init()).rejects.toThrow(/either modelDir or model, not both/);
+  });
+
+  test('the default model comes from SEMANTIC_SEARCH_MODEL_DIR, else the Hugging Face cache, else an error with the download command', () => {
+    const saved = { ...process.env };
+    const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'ssn-hf-'));
+    try {
+      process.env.SEMANTIC_SEARCH_MODEL_DIR = '/models/x';
+      expect(defaultModelDir()).toBe('/models/x');
+      delete process.env.SEMANTIC_SEARCH_MODEL_DIR;
+      process.env.HF_HUB_CACHE = cache;
+      if (fs.existsSync(path.join(os.homedir(), '.cache', 'semantic-search', 'models', 'CodeRankEmbed'))) return; // a user's own copy wins
+      expect(() => defaultModelDir()).toThrow(/run `npx semantic-search-native download nomic-ai\/CodeRankEmbed`/);
+      const snapshot = path.join(cache, 'models--nomic-ai--CodeRankEmbed', 'snapshots', 'a'.repeat(40));
+      fs.mkdirSync(snapshot, { recursive: true });
+      fs.writeFileSync(path.join(snapshot, 'config.json'), '{}');
+      fs.mkdirSync(path.join(cache, 'models--nomic-ai--CodeRankEmbed', 'refs'));
+      fs.writeFileSync(path.join(cache, 'models--nomic-ai--CodeRankEmbed', 'refs', 'main'), 'a'.repeat(40));
+      expect(defaultModelDir()).toBe(snapshot);
+    } finally {
+      process.env = saved;
+      fs.rmSync(cache, { recursive: true, force: true });
+    }
   });
 });

@@ -1,23 +1,38 @@
 // The embedder API the semantic-search code already calls: `init()` then `embed(texts, isQuery)`.
 // Each Embedder holds its own native models, so embedders of different models live side by
 // side; with several models it concatenates their vectors into one.
+import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import * as native from '../index';
+import type * as Native from '../index';
 import type { InitOptions, ModelInfo, ModelStats } from '../index';
+import { native } from './binding';
+import { DEFAULT_MODEL, downloadCommand, resolveModel } from './hub';
 
 export type { InitOptions, ModelInfo, ModelStats };
 
+/** Where a model is: a folder, or a hub id downloaded into the Hugging Face cache. */
+export interface ModelSource {
+  /** A Hugging Face snapshot folder. */
+  modelDir?: string;
+  /** A hub model id (`nomic-ai/CodeRankEmbed`) looked up in the Hugging Face cache, or a folder. */
+  model?: string;
+  /** The revision of `model` (default `main`). */
+  revision?: string;
+}
+
 /** One model of a concatenating Embedder. */
-export interface ModelSpec extends InitOptions {
-  modelDir: string;
+export interface ModelSpec extends InitOptions, ModelSource {
   /** Its unit vector is scaled by this before concatenation (default 1). */
   weight?: number;
 }
 
-export interface EmbedderOptions extends InitOptions {
-  /** A Hugging Face snapshot; default `$SEMANTIC_SEARCH_MODEL_DIR`, else ~/.cache/semantic-search/models/CodeRankEmbed. */
-  modelDir?: string;
+/**
+ * Without modelDir, model or models: `$SEMANTIC_SEARCH_MODEL_DIR`, else
+ * ~/.cache/semantic-search/models/CodeRankEmbed when it exists, else nomic-ai/CodeRankEmbed from
+ * the Hugging Face cache (`npx semantic-search-native download` puts it there).
+ */
+export interface EmbedderOptions extends InitOptions, ModelSource {
   /** Several models whose vectors are concatenated in this order (the options above apply to each unless it sets its own). */
   models?: ModelSpec[];
 }
@@ -44,43 +59,62 @@ export interface EmbedCallOptions {
 // chunk still batches texts of similar length.
 const PROGRESS_CHUNK = 256;
 
+/** The folder of the default model; throws with the download command when there is none. */
 export function defaultModelDir(): string {
-  return (
-    process.env.SEMANTIC_SEARCH_MODEL_DIR ||
-    path.join(os.homedir(), '.cache', 'semantic-search', 'models', 'CodeRankEmbed')
-  );
+  if (process.env.SEMANTIC_SEARCH_MODEL_DIR) return process.env.SEMANTIC_SEARCH_MODEL_DIR;
+  const legacy = path.join(os.homedir(), '.cache', 'semantic-search', 'models', 'CodeRankEmbed');
+  if (fs.existsSync(legacy)) return legacy;
+  try {
+    return resolveModel(DEFAULT_MODEL);
+  } catch {
+    throw new Error(
+      `Embedder: no model given and the default model ${DEFAULT_MODEL} is not downloaded: run \`${downloadCommand(DEFAULT_MODEL)}\` (about 550 MB), or pass { modelDir } or { model }`,
+    );
+  }
+}
+
+/** The folder a spec names; the default model's when it names none. */
+function modelFolder({ modelDir, model, revision }: ModelSource): string {
+  if (modelDir !== undefined && model !== undefined) throw new Error('Embedder: give either modelDir or model, not both');
+  if (modelDir !== undefined) return modelDir;
+  if (model !== undefined) return resolveModel(model, { revision });
+  return defaultModelDir();
 }
 
 interface Part {
-  spec: Required<Pick<ModelSpec, 'modelDir' | 'weight'>> & InitOptions;
-  model: native.Model | null;
+  spec: ModelSpec & { weight: number };
+  /** The folder loaded, known after init(). */
+  folder: string | null;
+  model: Native.Model | null;
 }
 
 export class Embedder {
   private readonly parts: Part[];
 
   constructor(options: EmbedderOptions = {}) {
-    const { modelDir, models, ...shared } = options;
-    if (models !== undefined && modelDir !== undefined) {
-      throw new Error('Embedder: give either modelDir or models, not both');
+    const { modelDir, model, revision, models, ...shared } = options;
+    if (models !== undefined && (modelDir !== undefined || model !== undefined)) {
+      throw new Error('Embedder: give either modelDir/model or models, not both');
     }
-    const specs = models ?? [{ modelDir: modelDir ?? defaultModelDir() }];
-    if (specs.length === 0) throw new Error('Embedder: models is empty; name at least one { modelDir }');
+    const specs: ModelSpec[] = models ?? [{ modelDir, model, revision }];
+    if (specs.length === 0) throw new Error('Embedder: models is empty; name at least one { modelDir } or { model }');
     this.parts = specs.map(({ weight = 1, ...spec }) => {
       if (!(Number.isFinite(weight) && weight > 0)) {
-        throw new Error(`Embedder: the weight of ${spec.modelDir} must be a positive number, got ${weight}`);
+        throw new Error(`Embedder: the weight of ${spec.modelDir ?? spec.model} must be a positive number, got ${weight}`);
       }
-      return { spec: { ...shared, ...spec, weight }, model: null };
+      return { spec: { ...shared, ...spec, weight }, folder: null, model: null };
     });
   }
 
   /** Loads every model, one after another (so peak memory is one model's load at a time). */
   async init(): Promise<void> {
     for (const part of this.parts) {
-      const { modelDir, weight: _weight, ...options } = part.spec;
-      const loaded = await native.Model.load(modelDir, options);
+      const { modelDir, model, revision, weight: _weight, ...options } = part.spec;
+      const folder = modelFolder({ modelDir, model, revision });
+      const loaded = await native.Model.load(folder, options);
       await part.model?.close();
       part.model = loaded;
+      part.folder = folder;
     }
   }
 
@@ -106,7 +140,7 @@ export class Embedder {
 
   info(): EmbedderInfo {
     const models = this.models();
-    const parts = this.parts.map((p, i) => ({ modelDir: p.spec.modelDir, weight: p.spec.weight, info: models[i].info() }));
+    const parts = this.parts.map((p, i) => ({ modelDir: p.folder!, weight: p.spec.weight, info: models[i].info() }));
     const dim = parts.reduce((sum, p) => sum + p.info.dim, 0);
     return { ...parts[0].info, dim, parts };
   }
@@ -125,7 +159,7 @@ export class Embedder {
     }
   }
 
-  private models(): native.Model[] {
+  private models(): Native.Model[] {
     return this.parts.map((p) => {
       if (!p.model) throw new Error('Embedder: call and await init() before embed() or info()');
       return p.model;
@@ -134,7 +168,7 @@ export class Embedder {
 }
 
 /** The call options of each model: `task` goes to the models that know it, and one must. */
-function partTasks(models: native.Model[], task: string | undefined): Array<native.EmbedOptions | undefined> {
+function partTasks(models: Native.Model[], task: string | undefined): Array<Native.EmbedOptions | undefined> {
   if (task === undefined) return models.map(() => undefined);
   const known = models.map((m) => m.info().tasks.includes(task));
   if (models.length > 1 && !known.some(Boolean)) {
@@ -147,11 +181,11 @@ function partTasks(models: native.Model[], task: string | undefined): Array<nati
 
 /** Each model's vectors of `texts`; with several models, their weighted concatenation, L2-normalised. */
 async function embedAll(
-  models: native.Model[],
+  models: Native.Model[],
   parts: Part[],
   texts: string[],
   isQuery: boolean,
-  tasks: Array<native.EmbedOptions | undefined>,
+  tasks: Array<Native.EmbedOptions | undefined>,
 ): Promise<Float32Array[]> {
   if (models.length === 1) return models[0].embed(texts, isQuery, tasks[0]);
   const each = await Promise.all(models.map((m, i) => m.embed(texts, isQuery, tasks[i])));

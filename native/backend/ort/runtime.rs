@@ -1,5 +1,8 @@
 //! Finds and loads the ONNX Runtime library, once per process. Nothing is downloaded: the library
-//! comes from the caller, `ORT_DYLIB_PATH`, the `onnxruntime-node` npm package, or the system.
+//! comes from the caller, `ORT_DYLIB_PATH`, a copy this process already loaded, the user's
+//! `onnxruntime-node` npm package, the copy our platform package ships beside the `.node`, or the
+//! system. The first three keep one ONNX Runtime per process when the user's code also runs
+//! `onnxruntime-node` (two copies in one process crash).
 use std::path::{Path, PathBuf};
 
 use once_cell::sync::OnceCell;
@@ -49,10 +52,16 @@ fn candidates(requested: Option<&Path>) -> Vec<(PathBuf, &'static str)> {
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         list.push((PathBuf::from(path), "ORT_DYLIB_PATH"));
     }
+    for lib in loaded_libraries() {
+        list.push((lib, "already loaded in this process"));
+    }
     for root in search_roots() {
         if let Some(lib) = onnxruntime_node_library(&root) {
             list.push((lib, "onnxruntime-node package"));
         }
+    }
+    if let Some(lib) = addon_dir().and_then(|dir| library_in(&dir)) {
+        list.push((lib, "shipped with this addon"));
     }
     for name in system_library_names() {
         list.push((PathBuf::from(name), "system library"));
@@ -74,9 +83,9 @@ fn load_first(candidates: &[(PathBuf, &'static str)]) -> Result<Runtime> {
         }
     }
     Err(Error::OrtLibrary(format!(
-        "could not load the ONNX Runtime library. Tried:\n  {}\nInstall the onnxruntime-node package \
-         (ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node@1.30.0), or pass ortLibrary / \
-         set ORT_DYLIB_PATH to a libonnxruntime of version 1.30 or later.",
+        "could not load the ONNX Runtime library. Tried:\n  {}\nReinstall semantic-search-native \
+         (its platform package ships ONNX Runtime), or pass ortLibrary / set ORT_DYLIB_PATH to a \
+         libonnxruntime of version 1.30 or later.",
         tried.join("\n  ")
     )))
 }
@@ -129,17 +138,42 @@ fn onnxruntime_node_library(root: &Path) -> Option<PathBuf> {
         .map(|e| e.path())
         .collect();
     napi_dirs.sort();
-    napi_dirs.into_iter().rev().find_map(|napi| {
-        let dir = napi.join(os).join(arch);
-        let mut libs: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| is_onnxruntime_library(p))
-            .collect();
-        libs.sort();
-        libs.into_iter().next()
-    })
+    napi_dirs
+        .into_iter()
+        .rev()
+        .find_map(|napi| library_in(&napi.join(os).join(arch)))
+}
+
+/// The ONNX Runtime library in `dir`, if one is there.
+fn library_in(dir: &Path) -> Option<PathBuf> {
+    let mut libs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| is_onnxruntime_library(p))
+        .collect();
+    libs.sort();
+    libs.into_iter().next()
+}
+
+/// ONNX Runtime libraries already mapped into this process (by `onnxruntime-node`, say): using
+/// the same file keeps one copy. Linux reads the process's own memory map; elsewhere none.
+#[cfg(target_os = "linux")]
+fn loaded_libraries() -> Vec<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut found: Vec<PathBuf> = Vec::new();
+    for path in maps.lines().filter_map(|l| l.split_whitespace().nth(5)) {
+        let path = PathBuf::from(path);
+        if path.is_absolute() && is_onnxruntime_library(&path) && !found.contains(&path) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[cfg(not(target_os = "linux"))]
+fn loaded_libraries() -> Vec<PathBuf> {
+    Vec::new()
 }
 
 fn is_onnxruntime_library(path: &Path) -> bool {
