@@ -84,8 +84,7 @@ describe('real all-MiniLM-L6-v2 from model.safetensors (graph built in memory)',
     }
   });
 
-  // Dynamic quantisation takes one activation scale per tensor, so an int8 vector depends a
-  // little on the texts it runs with: both sides run each text alone here.
+  // Both sides run each text alone (the reference script's batch of 1).
   test("exportOnnx with dtype 'int8' writes the quantised graph, which Python onnxruntime runs to the addon's int8 vectors", async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ssn-export-')), 'model.onnx');
     try {

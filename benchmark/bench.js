@@ -17,6 +17,7 @@ const THREADS = 2;
 const MAX_LENGTH = 256;
 const JSON_OUT = process.argv.includes('--json');
 const INT8_SAMPLE_EVERY = 10;
+const NOMIC_EVERY = 4;
 
 function log(line) {
   process.stderr.write(`${line}\n`);
@@ -273,7 +274,7 @@ function main() {
     const t = Date.now();
     const r = fn({ texts: set.texts, queries, fixed });
     log(r.error ? `  ${name} failed: ${r.error}` : `  ${((Date.now() - t) / 1000).toFixed(0)} s in all`);
-    runs[name] = r.error ? { error: r.error } : { ...row(r, set), tokenizeSeconds: r.tokenize_s };
+    runs[name] = r.error ? { error: r.error } : { ...row(r, set), tokenizeSeconds: r.tokenize_s, ...(r.int8Scheme ? { int8Scheme: r.int8Scheme } : {}) };
   };
   const addonOptions = { threads: THREADS, maxLength: MAX_LENGTH, backend: 'cpu' };
   const vectorsOf = (dtype) => path.join(CACHE, `vectors-${dtype}.f32`);
@@ -281,6 +282,12 @@ function main() {
   measure('addon fp32', corpus, (c) => addon({ ...c, modelDir: models.dir, options: { ...addonOptions, weights: 'safetensors' }, calls32: true, vectorsFile: vectorsOf('fp32') }));
   measure('addon int8 dynamic', corpus, (c) => addon({ ...c, modelDir: models.dir, options: { ...addonOptions, weights: 'safetensors', dtype: 'int8' }, vectorsFile: vectorsOf('int8') }));
   const int8Fidelity = fidelity(vectorsOf('fp32'), vectorsOf('int8'), 384);
+  // NomicBert (CodeRankEmbed-shaped, random weights; the same tokenizer) on every NOMIC_EVERY-th symbol
+  const inNomic = (_, i) => i % NOMIC_EVERY === 0;
+  const nomicSet = textSet(texts.filter(inNomic), lengths.filter(inNomic), { weights: 12 * (4 * 768 * 768 + 3 * 768 * 3072), hidden: 768, layers: 12 });
+  measure('addon NomicBert fp32', nomicSet, (c) => addon({ ...c, modelDir: models.nomic, options: { ...addonOptions, weights: 'safetensors' }, vectorsFile: vectorsOf('nomic-fp32') }));
+  measure('addon NomicBert int8', nomicSet, (c) => addon({ ...c, modelDir: models.nomic, options: { ...addonOptions, weights: 'safetensors', dtype: 'int8' }, vectorsFile: vectorsOf('nomic-int8') }));
+  const nomicInt8Fidelity = fidelity(vectorsOf('nomic-fp32'), vectorsOf('nomic-int8'), 768);
   measure('transformers.js fp32', corpus, (c) => transformersJs({ ...c, modelRoot: CACHE, modelName: 'minilm', dtype: 'fp32', threads: THREADS }));
   measure('python onnxruntime fp32', corpus, (c) => python({ ...c, ...pythonJob, onnx: models.fp32 }));
   measure('bare onnxruntime sorted', corpus, (c) => python({ ...c, ...pythonJob, onnx: models.fp32, sorted: true }));
@@ -307,6 +314,8 @@ function main() {
     pythonOnnxruntime: ratio('addon fp32', 'python onnxruntime fp32'),
     bareSorted: ratio('addon fp32', 'bare onnxruntime sorted'),
     int8DynamicVsFp32: ratio('addon int8 dynamic', 'addon fp32'),
+    int8VsFp32: { minilm: ratio('addon int8 dynamic', 'addon fp32'), nomicBert: ratio('addon NomicBert int8', 'addon NomicBert fp32') },
+    int8MinCos: int8Fidelity.min,
     transformersJsInt8: ratio('addon int8 ONNX file', 'transformers.js int8'),
     queryVsBareSessionRun: +((runs['addon fp32'] || {}).queryMsP50 / bare.sessionRunMsP50).toFixed(2),
   };
@@ -317,7 +326,8 @@ function main() {
   console.log('fastembed: not run: it downloads its models from a model hub at run time and cannot load a local snapshot offline');
   console.log(`ratios (addon fp32 / peer, whole-corpus items/s, same weights): transformers.js ${ratios.transformersJs}x, python onnxruntime ${ratios.pythonOnnxruntime}x, bare onnxruntime sorted ${ratios.bareSorted}x; int8 ONNX file: addon / transformers.js ${ratios.transformersJsInt8}x`);
   console.log(`single query p50: addon ${(runs['addon fp32'] || {}).queryMsP50} ms (tokenisation included), bare session.run ${bare.sessionRunMsP50} ms: ${ratios.queryVsBareSessionRun}x; tokenising the whole corpus takes ${bare.tokenizeSeconds == null ? '?' : bare.tokenizeSeconds.toFixed(2)} s`);
-  console.log(`addon int8 dynamic (dtype 'int8' from safetensors): ${ratios.int8DynamicVsFp32}x addon fp32; cosine to fp32 over the corpus: min ${int8Fidelity.min}, p1 ${int8Fidelity.p1}, median ${int8Fidelity.p50}`);
+  console.log(`addon int8 dynamic (dtype 'int8' from safetensors): ${ratios.int8DynamicVsFp32}x addon fp32; cosine to fp32 over the corpus: min ${int8Fidelity.min}, p1 ${int8Fidelity.p1}, median ${int8Fidelity.p50}; scheme ${(runs['addon int8 dynamic'] || {}).int8Scheme}`);
+  console.log(`NomicBert (CodeRankEmbed-shaped, random weights) on every ${NOMIC_EVERY}th symbol: int8 ${ratios.int8VsFp32.nomicBert}x fp32 (cpu flags: ${peak.flags.join(' ')}); cosine to fp32 min ${nomicInt8Fidelity.min}, p1 ${nomicInt8Fidelity.p1}`);
   for (const [dtype, q] of Object.entries({ fp32: qodo.fp32, int8: qodo.int8 })) {
     if (q.error) {
       console.log(`Qodo-shaped ${dtype}: failed: ${q.error.slice(0, 200)}`);
@@ -349,7 +359,7 @@ function main() {
   }
   console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (JSON_OUT) {
-    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, qodo, seeds, coldStart: { table: coldStart, ratios: coldRatios }, memory, runs, ratios, int8Fidelity }));
+    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, qodo, seeds, coldStart: { table: coldStart, ratios: coldRatios }, memory, runs, ratios, int8Fidelity, nomicInt8Fidelity, int8Scheme: (runs['addon int8 dynamic'] || {}).int8Scheme, cpuFlags: peak.flags }));
   }
 }
 

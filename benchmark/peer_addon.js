@@ -29,5 +29,5 @@ const job = JSON.parse(require('fs').readFileSync(process.argv[2], 'utf8'));
     await native.embed([q], true);
     query_ms.push(performance.now() - t);
   }
-  console.log(JSON.stringify({ corpus_s, calls32_s, batch_ms, query_ms, peak_rss_mb: process.resourceUsage().maxRSS / 1024, weights: info.weights }));
+  console.log(JSON.stringify({ corpus_s, calls32_s, batch_ms, query_ms, peak_rss_mb: process.resourceUsage().maxRSS / 1024, weights: info.weights, int8Scheme: info.int8Scheme }));
 })().catch((e) => console.log(JSON.stringify({ error: e.message })));

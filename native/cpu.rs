@@ -35,6 +35,7 @@ pub fn features() -> String {
             ("avx512f", std::is_x86_feature_detected!("avx512f")),
             ("avx512bw", std::is_x86_feature_detected!("avx512bw")),
             ("avx512vnni", std::is_x86_feature_detected!("avx512vnni")),
+            ("avxvnni", std::is_x86_feature_detected!("avxvnni")),
             ("avx512bf16", std::is_x86_feature_detected!("avx512bf16")),
         ];
         let on: Vec<&str> = known.iter().filter(|k| k.1).map(|k| k.0).collect();
@@ -57,5 +58,18 @@ pub fn features() -> String {
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         std::env::consts::ARCH.to_string()
+    }
+}
+
+/// Whether the CPU multiplies u8 x s8 in one instruction without a 16-bit intermediate
+/// (AVX512-VNNI, or AVX-VNNI on newer cores).
+pub fn has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512vnni") || std::is_x86_feature_detected!("avxvnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::load::{load, CacheUse, Loaded};
 use crate::model_dir::ModelDir;
 use crate::pooling::{l2_normalize, Pooling};
-use crate::settings::{Settings, Source, Sources, ENV_MAX_LENGTH};
+use crate::settings::{Precision, Settings, Source, Sources, ENV_MAX_LENGTH};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::task::{Chosen, TaskRule};
 use crate::tokenize::TextTokenizer;
@@ -59,6 +59,8 @@ pub struct Info {
     pub mlx_unavailable: Option<String>,
     /// `float32`, `float16` or `int8`; `None` for an ONNX file, which runs as it is.
     pub dtype: Option<String>,
+    /// With int8: the scheme and the CPU it was chosen for.
+    pub int8_scheme: Option<String>,
     /// Where each setting came from: the options, the environment, or the default.
     pub sources: Sources,
     /// `hit`, `written` or `off`: what the graph cache did.
@@ -168,6 +170,8 @@ impl Engine {
             cuda_unavailable: loaded.cuda_unavailable,
             mlx_unavailable: loaded.mlx_unavailable,
             dtype: loaded.precision.map(|p| p.name().to_string()),
+            int8_scheme: (loaded.precision == Some(Precision::Int8))
+                .then(|| settings.int8_scheme.describe()),
             sources: settings.sources,
             cache: loaded.cache.name().into(),
             cache_entry: match &loaded.cache {

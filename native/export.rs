@@ -24,7 +24,10 @@ pub fn export_onnx(path: &Path, file: &Path, options: &Options) -> Result<()> {
         &weights.source,
         dir.pooling,
         max_length,
-        settings.dtype.unwrap_or(Precision::Float32),
+        graph::Numerics {
+            precision: settings.dtype.unwrap_or(Precision::Float32),
+            int8: settings.int8_scheme,
+        },
         &runtime.env,
         file,
     )

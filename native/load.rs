@@ -187,6 +187,7 @@ fn start(
         precision: attempt.precision,
         threads: settings.threads,
         gpu_memory_limit: settings.gpu_memory_limit,
+        int8: settings.int8_scheme,
     };
     let why_not = match (plan.precision, provider, &settings.cache_dir) {
         (None, _, _) => "an ONNX file runs as it is",
@@ -270,6 +271,7 @@ fn fingerprint(
     f.add("attention", attention(dir, settings).name().as_bytes());
     f.add("ort", runtime.version.as_bytes());
     f.add("cpu", crate::cpu::features().as_bytes());
+    f.add("int8", settings.int8_scheme.name().as_bytes());
     Ok(f)
 }
 

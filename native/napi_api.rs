@@ -95,6 +95,10 @@ pub struct InitOptions {
     /// Overrides the attention direction the snapshot implies (see the README's model table).
     #[napi(ts_type = "'causal' | 'bidirectional'")]
     pub attention: Option<String>,
+    /// With `dtype: 'int8'`: `'s8'` weights (fast with VNNI) or `'u8'` weights (for CPUs
+    /// without VNNI, whose kernels saturate with s8); default `'auto'`: by the CPU.
+    #[napi(ts_type = "'auto' | 's8' | 'u8'")]
+    pub int8_scheme: Option<String>,
     /// Put before every query instead of the snapshot's `prompts.query`.
     pub query_prefix: Option<String>,
     /// Put before every document instead of the snapshot's `prompts.document` (or `passage`).
@@ -171,6 +175,9 @@ pub struct ModelInfo {
     /// The precision that runs; absent for an ONNX file, which runs as it is.
     #[napi(ts_type = "'float32' | 'float16' | 'bfloat16' | 'int8'")]
     pub dtype: Option<String>,
+    /// With int8: the scheme and the CPU features it was chosen for, e.g.
+    /// `s8 (u8 activations per row x s8 weights per column, FFN down projection in float32; CPU x86_64:avx2,...)`.
+    pub int8_scheme: Option<String>,
     /// Where each setting came from: the options, a `SEMANTIC_SEARCH_*` variable, or the default.
     pub sources: ConfigSources,
     /// What the graph cache did: `hit` (started from it), `written` (built it, then started
@@ -221,6 +228,7 @@ impl From<&Info> for ModelInfo {
             cuda_unavailable: i.cuda_unavailable.clone(),
             mlx_unavailable: i.mlx_unavailable.clone(),
             dtype: i.dtype.clone(),
+            int8_scheme: i.int8_scheme.clone(),
             sources: ConfigSources::from(&i.sources),
             cache: i.cache.clone(),
             cache_entry: i.cache_entry.clone(),
@@ -281,6 +289,7 @@ impl From<InitOptions> for Options {
                 Either::B(text) => text,
             }),
             attention: o.attention,
+            int8_scheme: o.int8_scheme,
             query_prefix: o.query_prefix,
             document_prefix: o.document_prefix,
             task: o.task,

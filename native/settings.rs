@@ -22,6 +22,8 @@ pub struct Options {
     pub gpu_memory_limit: Option<String>,
     /// `causal` or `bidirectional`: overrides what the snapshot implies.
     pub attention: Option<String>,
+    /// `auto`, `s8` or `u8`: the int8 weights' signedness (auto: by the CPU).
+    pub int8_scheme: Option<String>,
     /// Override the snapshot's prompts for queries and for documents.
     pub query_prefix: Option<String>,
     pub document_prefix: Option<String>,
@@ -48,9 +50,8 @@ pub enum BackendKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precision {
     Float32,
-    /// Projection weights quantised to 8 bits per output column at build time, activations per
-    /// call by ONNX Runtime (dynamic quantisation). Attention, norms and the FFN's down
-    /// projection stay float32.
+    /// Projection weights quantised to 8 bits per output column at build time, activations
+    /// per row (token) as they come; attention and norms stay float32 (see `Int8Scheme`).
     Int8,
     /// Weights and activations in half precision (for CUDA's tensor cores); LayerNormalization
     /// computes in float32 (its default stash type), and pooling and normalisation run on a
@@ -68,6 +69,48 @@ impl Precision {
             Precision::Float16 => "float16",
             Precision::BFloat16 => "bfloat16",
         }
+    }
+}
+
+/// How `Precision::Int8` multiplies. Both quantise each activation row (token) to uint8 around
+/// 128 with its own scale, so a text's vector does not depend on its batch-mates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Int8Scheme {
+    /// int8 weights: for CPUs with VNNI, whose u8 x s8 dot products have no 16-bit
+    /// intermediate (ONNX Runtime's kernel for them ran 2.4x its u8 x u8 one here).
+    SignedWeights,
+    /// uint8 weights: for CPUs without VNNI, where u8 x s8 sums pairs of products in 16 bits,
+    /// which saturate at full-range weights.
+    UnsignedWeights,
+}
+
+impl Int8Scheme {
+    pub fn name(self) -> &'static str {
+        match self {
+            Int8Scheme::SignedWeights => "s8",
+            Int8Scheme::UnsignedWeights => "u8",
+        }
+    }
+
+    /// The scheme this CPU runs fastest at the fidelity wanted.
+    pub fn for_this_cpu() -> Int8Scheme {
+        if crate::cpu::has_vnni() {
+            Int8Scheme::SignedWeights
+        } else {
+            Int8Scheme::UnsignedWeights
+        }
+    }
+
+    /// One line for `info().int8Scheme`.
+    pub fn describe(self) -> String {
+        let weights = match self {
+            Int8Scheme::SignedWeights => "s8",
+            Int8Scheme::UnsignedWeights => "u8",
+        };
+        let what = format!(
+            "u8 activations per row x {weights} weights per column, FFN down projection in float32"
+        );
+        format!("{} ({what}; CPU {})", self.name(), crate::cpu::features())
     }
 }
 
@@ -121,6 +164,7 @@ pub struct Settings {
     pub onnx_file: Option<String>,
     pub ort_library: Option<PathBuf>,
     pub attention: Option<Mask>,
+    pub int8_scheme: Int8Scheme,
     pub query_prefix: Option<String>,
     pub document_prefix: Option<String>,
     pub task: Option<String>,
@@ -210,6 +254,7 @@ impl Settings {
                 .map(parse_attention)
                 .transpose()
                 .map_err(Error::Input)?,
+            int8_scheme: parse_int8_scheme(options.int8_scheme.as_deref()).map_err(Error::Input)?,
             query_prefix: options.query_prefix.clone(),
             document_prefix: options.document_prefix.clone(),
             task: options.task.clone(),
@@ -318,6 +363,17 @@ fn parse_dtype(name: &str) -> std::result::Result<Precision, String> {
         "bfloat16" => Ok(Precision::BFloat16),
         other => Err(format!(
             "unknown dtype '{other}' (expected 'float32', 'float16', 'bfloat16' or 'int8')"
+        )),
+    }
+}
+
+fn parse_int8_scheme(name: Option<&str>) -> std::result::Result<Int8Scheme, String> {
+    match name.unwrap_or("auto") {
+        "auto" => Ok(Int8Scheme::for_this_cpu()),
+        "s8" => Ok(Int8Scheme::SignedWeights),
+        "u8" => Ok(Int8Scheme::UnsignedWeights),
+        other => Err(format!(
+            "unknown int8Scheme '{other}' (expected 'auto', 's8' or 'u8')"
         )),
     }
 }

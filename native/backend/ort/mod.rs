@@ -12,7 +12,7 @@ use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
 use crate::error::{Error, Result};
 use crate::model_dir::ModelDir;
-use crate::settings::Precision;
+use crate::settings::{Int8Scheme, Precision};
 use crate::weights::WeightsSource;
 use runtime::Runtime;
 
@@ -32,6 +32,8 @@ pub struct SessionPlan {
     pub threads: Option<usize>,
     /// Cap of CUDA's memory arena, in bytes.
     pub gpu_memory_limit: Option<u64>,
+    /// How an int8 graph multiplies.
+    pub int8: Int8Scheme,
 }
 
 /// A backend on `plan.provider`; on CUDA, an `Error::BackendUnavailable` with the reason when
@@ -75,7 +77,10 @@ fn build(
             source,
             dir.pooling,
             max_length,
-            precision,
+            graph::Numerics {
+                precision,
+                int8: plan.int8,
+            },
             &builder,
         )?,
         (WeightsSource::Onnx(file), None) => builder
@@ -133,7 +138,10 @@ pub fn save(
         source,
         dir.pooling,
         max_length,
-        precision,
+        graph::Numerics {
+            precision,
+            int8: plan.int8,
+        },
         &builder,
     )?;
     OrtBackend::new(

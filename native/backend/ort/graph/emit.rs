@@ -13,6 +13,7 @@ use crate::arch::{
 };
 use crate::error::Result;
 use crate::pooling::Pooling;
+use crate::settings::Int8Scheme;
 
 pub use crate::settings::Precision;
 
@@ -28,13 +29,15 @@ pub fn model(
     pooling: Pooling,
     max_positions: usize,
     token_states: bool,
-    precision: Precision,
+    numerics: super::Numerics,
 ) -> Result<Model> {
+    let precision = numerics.precision;
     // A pre-norm model's residual stream accumulates in float32 even in a half-precision graph,
     // and its softmax runs in float32: its sums grow layer by layer (gte-Qwen2 is reported to
     // overflow plain fp16).
     let wide_residual = precision == Precision::Float16 && encoder.residual == Residual::PreNorm;
     let mut g = Emitter::new(precision, encoder.mask, wide_residual)?;
+    g.int8 = numerics.int8;
     let x = g.embeddings(encoder)?;
     encoder.word_embeddings = Default::default();
     encoder.position_embeddings = None;
@@ -107,6 +110,9 @@ impl Emitter {
             int_constants: Default::default(),
             norm_bounds: Default::default(),
             smoothed: Default::default(),
+            int8: Int8Scheme::UnsignedWeights,
+            quantized: Default::default(),
+            scalars: Default::default(),
         };
         g.seq_len = g.op(
             "Shape",

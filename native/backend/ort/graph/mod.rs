@@ -12,8 +12,16 @@ use std::path::Path;
 use crate::arch::Encoder;
 use crate::error::{Error, Result};
 use crate::pooling::Pooling;
+use crate::settings::Int8Scheme;
 
 pub use emit::{Precision, OUTPUT};
+
+/// How the graph computes: its precision, and with int8 the scheme.
+#[derive(Debug, Clone, Copy)]
+pub struct Numerics {
+    pub precision: Precision,
+    pub int8: Int8Scheme,
+}
 
 /// A session over `encoder` (from the weights `source`; its tensors are taken into the graph),
 /// pooling with `pooling`, for inputs up to `max_positions` tokens.
@@ -22,10 +30,10 @@ pub fn session(
     source: &Path,
     pooling: Pooling,
     max_positions: usize,
-    precision: Precision,
+    numerics: Numerics,
     builder: &SessionBuilder,
 ) -> Result<Session> {
-    let model = emit::model(encoder, pooling, max_positions, false, precision)?;
+    let model = emit::model(encoder, pooling, max_positions, false, numerics)?;
     into_session(model, source, builder)
 }
 
@@ -37,11 +45,11 @@ pub fn export(
     source: &Path,
     pooling: Pooling,
     max_positions: usize,
-    precision: Precision,
+    numerics: Numerics,
     env: &ort::environment::Environment,
     file: &Path,
 ) -> Result<()> {
-    let model = emit::model(encoder, pooling, max_positions, true, precision)?;
+    let model = emit::model(encoder, pooling, max_positions, true, numerics)?;
     let builder = ort::session::Session::builder(env)?
         .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Disable)?
         .with_optimized_model_path(file)?;

@@ -34,6 +34,12 @@ pub(super) struct Emitter {
     pub(super) norm_bounds: std::collections::HashMap<String, Vec<f32>>,
     /// The smoothed copy of each LayerNorm output, shared by the projections that read it.
     pub(super) smoothed: std::collections::HashMap<String, (String, Vec<f32>)>,
+    /// How int8 projections multiply.
+    pub(super) int8: crate::settings::Int8Scheme,
+    /// Each activation quantised per row, shared by the projections that read it.
+    pub(super) quantized: std::collections::HashMap<String, super::int8::QuantizedRows>,
+    /// Scalar constants by type and value, shared by every layer.
+    pub(super) scalars: std::collections::HashMap<String, String>,
 }
 
 pub(super) fn int64_matrix(name: &str) -> Outlet {
