@@ -5,11 +5,11 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { compareVersions, GLIBC_BASELINE } from '../js/binding';
 import { Embedder, unsupportedPlatform } from '../js/index';
 import { requireModel, ROOT, TEXTS } from './helpers';
 
 const OUT = path.join(ROOT, '.cache', 'packages');
-const GLIBC_BASELINE = '2.28';
 /** By `${process.platform}-${process.arch}`: the platform package and the ONNX Runtime library it ships. */
 const PLATFORMS: Record<string, { dir: string; lib: string; extra?: string[] }> = {
   'linux-x64': { dir: 'linux-x64-gnu', lib: 'libonnxruntime.so.1' },
@@ -173,12 +173,6 @@ main().catch((e) => { console.error(e.message); process.exit(1); });`;
 
 function devVersion(name: string): string {
   return JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version;
-}
-
-function compareVersions(a: string, b: string): number {
-  const [x, y] = [a, b].map((v) => v.split('.').map(Number));
-  for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
-  return 0;
 }
 
 function mb(bytes: number): string {

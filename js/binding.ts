@@ -32,7 +32,8 @@ function glibcVersion(): string | null {
   return report?.header?.glibcVersionRuntime ?? null;
 }
 
-function compareVersions(a: string, b: string): number {
+/** Orders dotted version numbers: negative when `a` is older than `b`. */
+export function compareVersions(a: string, b: string): number {
   const [x, y] = [a, b].map((v) => v.split('.').map(Number));
   for (let i = 0; i < Math.max(x.length, y.length); i++) {
     const d = (x[i] ?? 0) - (y[i] ?? 0);

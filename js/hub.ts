@@ -7,9 +7,8 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Transform } from 'stream';
+import { Readable, Transform } from 'stream';
 import { pipeline } from 'stream/promises';
-import { Readable } from 'stream';
 import { downloadFile, HubApiError, listFiles, modelInfo } from '@huggingface/hub';
 import type { ListFileEntry } from '@huggingface/hub';
 

@@ -271,7 +271,9 @@ fn fingerprint(
     f.add("attention", attention(dir, settings).name().as_bytes());
     f.add("ort", runtime.version.as_bytes());
     f.add("cpu", crate::cpu::features().as_bytes());
-    f.add("int8", settings.int8_scheme.name().as_bytes());
+    if plan.precision == Some(Precision::Int8) {
+        f.add("int8", plan.int8.name().as_bytes());
+    }
     Ok(f)
 }
 

@@ -103,14 +103,12 @@ impl Int8Scheme {
 
     /// One line for `info().int8Scheme`.
     pub fn describe(self) -> String {
-        let weights = match self {
-            Int8Scheme::SignedWeights => "s8",
-            Int8Scheme::UnsignedWeights => "u8",
-        };
-        let what = format!(
-            "u8 activations per row x {weights} weights per column, FFN down projection in float32"
-        );
-        format!("{} ({what}; CPU {})", self.name(), crate::cpu::features())
+        let name = self.name();
+        format!(
+            "{name} (u8 activations per row x {name} weights per column, FFN down projection in \
+             float32; CPU {})",
+            crate::cpu::features()
+        )
     }
 }
 

@@ -28,11 +28,12 @@ const PLATFORMS = {
 
 function main() {
   const [command, arg] = process.argv.slice(2);
-  if (command === 'build') build(arg || `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-unknown-linux-gnu`);
+  const here = `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-unknown-linux-gnu`;
+  if (command === 'build') build(arg || here);
   else if (command === 'libs') libs();
   else if (command === 'pack' && arg) pack(path.resolve(arg));
   else if (command === 'all' && arg) {
-    build(`${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-unknown-linux-gnu`);
+    build(here);
     libs();
     pack(path.resolve(arg));
   } else {

@@ -13,7 +13,6 @@ use crate::arch::{
 };
 use crate::error::Result;
 use crate::pooling::Pooling;
-use crate::settings::Int8Scheme;
 
 pub use crate::settings::Precision;
 
@@ -36,8 +35,7 @@ pub fn model(
     // and its softmax runs in float32: its sums grow layer by layer (gte-Qwen2 is reported to
     // overflow plain fp16).
     let wide_residual = precision == Precision::Float16 && encoder.residual == Residual::PreNorm;
-    let mut g = Emitter::new(precision, encoder.mask, wide_residual)?;
-    g.int8 = numerics.int8;
+    let mut g = Emitter::new(numerics, encoder.mask, wide_residual)?;
     let x = g.embeddings(encoder)?;
     encoder.word_embeddings = Default::default();
     encoder.position_embeddings = None;
@@ -95,7 +93,8 @@ struct RopeTables {
 }
 
 impl Emitter {
-    fn new(precision: Precision, attention: Mask, wide_softmax: bool) -> Result<Self> {
+    fn new(numerics: super::Numerics, attention: Mask, wide_softmax: bool) -> Result<Self> {
+        let precision = numerics.precision;
         let mut graph = Graph::new()?;
         graph.set_inputs([int64_matrix("input_ids"), int64_matrix("attention_mask")])?;
         let mut g = Emitter {
@@ -110,9 +109,8 @@ impl Emitter {
             int_constants: Default::default(),
             norm_bounds: Default::default(),
             smoothed: Default::default(),
-            int8: Int8Scheme::UnsignedWeights,
+            int8: numerics.int8,
             quantized: Default::default(),
-            scalars: Default::default(),
         };
         g.seq_len = g.op(
             "Shape",

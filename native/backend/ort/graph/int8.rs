@@ -49,8 +49,8 @@ impl Emitter {
         };
         let scale = self.floats("weight_scale", &[cols], &scales)?;
         let rows = self.quantized_rows(x)?;
-        let one = self.scalar_f32("one", 1.0)?;
-        let centre = self.scalar_u8("centre", 128)?;
+        let one = self.scalar32(1.0)?;
+        let centre = self.initializer("centre", &[], &[128u8])?;
         let mut inputs = vec![&rows.values, &weight, &one, &scale, &centre];
         inputs.extend(zero.as_ref());
         let inputs: Vec<&str> = inputs.into_iter().map(String::as_str).collect();
@@ -78,16 +78,16 @@ impl Emitter {
         let high = self.op("ReduceMax", &[x], last_axis()?)?;
         let low = self.op("ReduceMin", &[x], last_axis()?)?;
         let low = self.op("Neg", &[&low], vec![])?;
-        let tiny = self.scalar_f32("tiny", f32::MIN_POSITIVE)?;
+        let tiny = self.scalar32(f32::MIN_POSITIVE)?;
         let bound = self.op("Max", &[&high, &low, &tiny], vec![])?;
-        let step = self.scalar_f32("step", 1.0 / INT8_LEVELS)?;
+        let step = self.scalar32(1.0 / INT8_LEVELS)?;
         let scale = self.op("Mul", &[&bound, &step], vec![])?; // [batch, seq, 1]
         let flat = self.ints("shape", &[-1])?;
         let row_scale = self.op("Reshape", &[&scale, &flat], vec![])?; // [rows]
                                                                        // the zero point must have the scale's shape: 128 for every row
-        let nought = self.scalar_f32("zero", 0.0)?;
+        let nought = self.scalar32(0.0)?;
         let zeroed = self.op("Mul", &[&row_scale, &nought], vec![])?;
-        let centre = self.scalar_f32("centre_f", 128.0)?;
+        let centre = self.scalar32(128.0)?;
         let centred = self.op("Add", &[&zeroed, &centre], vec![])?;
         let zero_point = self.cast(&centred, UINT8)?;
         let last = vec![Attribute::new("axis", -1i64)?];
@@ -137,26 +137,6 @@ impl Emitter {
         let y = self.linear(h, down, 1.0);
         self.precision = Precision::Int8;
         y
-    }
-
-    fn scalar_f32(&mut self, hint: &str, value: f32) -> Result<String> {
-        let key = format!("f32:{}", value.to_bits());
-        if let Some(name) = self.scalars.get(&key) {
-            return Ok(name.clone());
-        }
-        let name = self.initializer(hint, &[], &[value])?;
-        self.scalars.insert(key, name.clone());
-        Ok(name)
-    }
-
-    fn scalar_u8(&mut self, hint: &str, value: u8) -> Result<String> {
-        let key = format!("u8:{value}");
-        if let Some(name) = self.scalars.get(&key) {
-            return Ok(name.clone());
-        }
-        let name = self.initializer(hint, &[], &[value])?;
-        self.scalars.insert(key, name.clone());
-        Ok(name)
     }
 }
 

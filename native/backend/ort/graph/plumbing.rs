@@ -38,8 +38,6 @@ pub(super) struct Emitter {
     pub(super) int8: crate::settings::Int8Scheme,
     /// Each activation quantised per row, shared by the projections that read it.
     pub(super) quantized: std::collections::HashMap<String, super::int8::QuantizedRows>,
-    /// Scalar constants by type and value, shared by every layer.
-    pub(super) scalars: std::collections::HashMap<String, String>,
 }
 
 pub(super) fn int64_matrix(name: &str) -> Outlet {
