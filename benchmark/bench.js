@@ -182,15 +182,23 @@ function nomicGflops(modelDir, dtype) {
 /** Qodo-Embed-1-1.5B's shape (1536 x 28 layers, 12 query / 2 key-value heads, FFN 8960) without its 151,646-row embedding table. */
 const QODO = { weights: 28 * (2 * 1536 * 1536 + 2 * 256 * 1536 + 3 * 1536 * 8960), hidden: 1536, layers: 28 };
 
-/** The Qodo-shaped model in a fresh process: init, memory at its peak and once loaded, one forward pass of 16 x 256 tokens. */
-function qodoRun(modelDir, dtype) {
-  const r = withJobFile({ modelDir, options: { threads: THREADS, backend: 'cpu', dtype } }, (f) => runJson(process.execPath, [path.join(__dirname, 'peer_qodo.js'), f]));
+/**
+ * The Qodo-shaped model in a fresh process: init, memory at its peak and once loaded, and (unless
+ * `loadOnly`) one forward pass of 16 x 256 tokens. It starts from an empty graph cache (the first
+ * start: the graph is built and written), or with the cache off.
+ */
+function qodoRun(modelDir, dtype, { cacheOff = false, loadOnly = false } = {}) {
+  const cacheDir = path.join(CACHE, 'qodo-graph-cache');
+  fs.rmSync(cacheDir, { recursive: true, force: true });
+  const options = { threads: THREADS, backend: 'cpu', dtype, ...(cacheOff ? { cache: false } : { cacheDir }) };
+  const r = withJobFile({ modelDir, options, loadOnly }, (f) => runJson(process.execPath, [path.join(__dirname, 'peer_qodo.js'), f]));
+  fs.rmSync(cacheDir, { recursive: true, force: true });
   if (r.error) return { error: r.error };
+  const loaded = { initSeconds: +r.init_s.toFixed(1), cache: r.cache, loadedPeakMb: Math.round(r.loaded_peak_mb), settledMb: Math.round(r.settled_mb) };
+  if (loadOnly) return loaded;
   return {
-    initSeconds: +r.init_s.toFixed(1),
+    ...loaded,
     peakMb: Math.round(r.peak_rss_mb),
-    loadedPeakMb: Math.round(r.loaded_peak_mb),
-    settledMb: Math.round(r.settled_mb),
     forwardSeconds: +r.forward_s.toFixed(1),
     gflops: +(flops(Array(16).fill(256), QODO) / r.forward_s / 1e9).toFixed(1),
   };
@@ -298,7 +306,12 @@ function main() {
   const nomic = { fp32: nomicGflops(models.nomic, 'float32'), int8: nomicGflops(models.nomic, 'int8') };
   log('running a Qodo-Embed-1-1.5B-shaped Qwen2 (random fp32 weights, 6.2 GB) at 16 x 256 tokens, fp32 and int8, each in a fresh process ...');
   const weightBytes = fs.readdirSync(models.qodo).filter((f) => f.endsWith('.safetensors')).reduce((sum, f) => sum + fs.statSync(path.join(models.qodo, f)).size, 0);
-  const qodo = { weightsMb: Math.round(weightBytes / 1e6), fp32: qodoRun(models.qodo, 'float32'), int8: qodoRun(models.qodo, 'int8') };
+  const qodo = {
+    weightsMb: Math.round(weightBytes / 1e6),
+    fp32: qodoRun(models.qodo, 'float32'),
+    int8: qodoRun(models.qodo, 'int8'),
+    fp32CacheOff: qodoRun(models.qodo, 'float32', { cacheOff: true, loadOnly: true }),
+  };
   log('running the seeds\' embedder: Qodo-shaped (safetensors) || Jina-v3-shaped (ONNX, task adapters) = 2560 dims, in a fresh process ...');
   const seeds = seedsRun(models.qodo, models.jina, 4);
   log('starting fresh processes on the CodeRankEmbed-shaped model: time to the first query vector ...');
@@ -328,12 +341,13 @@ function main() {
   console.log(`single query p50: addon ${(runs['addon fp32'] || {}).queryMsP50} ms (tokenisation included), bare session.run ${bare.sessionRunMsP50} ms: ${ratios.queryVsBareSessionRun}x; tokenising the whole corpus takes ${bare.tokenizeSeconds == null ? '?' : bare.tokenizeSeconds.toFixed(2)} s`);
   console.log(`addon int8 dynamic (dtype 'int8' from safetensors): ${ratios.int8DynamicVsFp32}x addon fp32; cosine to fp32 over the corpus: min ${int8Fidelity.min}, p1 ${int8Fidelity.p1}, median ${int8Fidelity.p50}; scheme ${(runs['addon int8 dynamic'] || {}).int8Scheme}`);
   console.log(`NomicBert (CodeRankEmbed-shaped, random weights) on every ${NOMIC_EVERY}th symbol: int8 ${ratios.int8VsFp32.nomicBert}x fp32 (cpu flags: ${peak.flags.join(' ')}); cosine to fp32 min ${nomicInt8Fidelity.min}, p1 ${nomicInt8Fidelity.p1}`);
-  for (const [dtype, q] of Object.entries({ fp32: qodo.fp32, int8: qodo.int8 })) {
+  for (const [run, q] of Object.entries({ fp32: qodo.fp32, int8: qodo.int8, 'fp32 cache off': qodo.fp32CacheOff })) {
     if (q.error) {
-      console.log(`Qodo-shaped ${dtype}: failed: ${q.error.slice(0, 200)}`);
+      console.log(`Qodo-shaped ${run}: failed: ${q.error.slice(0, 200)}`);
       continue;
     }
-    console.log(`Qodo-Embed-1-shaped Qwen2 (${qodo.weightsMb} MB of fp32 weights) ${dtype}: init ${q.initSeconds} s; resident peak ${q.loadedPeakMb} MB (${(q.loadedPeakMb / qodo.weightsMb).toFixed(2)}x the weights), once loaded ${q.settledMb} MB (${(q.settledMb / qodo.weightsMb).toFixed(2)}x); 16 x 256 tokens in ${q.forwardSeconds} s: ${q.gflops} GFLOP/s (${((q.gflops / matmul) * 100).toFixed(0)}% of the MatMul below)`);
+    const forward = q.forwardSeconds == null ? '' : `; 16 x 256 tokens in ${q.forwardSeconds} s: ${q.gflops} GFLOP/s (${((q.gflops / matmul) * 100).toFixed(0)}% of the MatMul below)`;
+    console.log(`Qodo-Embed-1-shaped Qwen2 (${qodo.weightsMb} MB of fp32 weights) ${run}: init ${q.initSeconds} s (cache ${q.cache}); resident peak ${q.loadedPeakMb} MB (${(q.loadedPeakMb / qodo.weightsMb).toFixed(2)}x the weights), once loaded ${q.settledMb} MB (${(q.settledMb / qodo.weightsMb).toFixed(2)}x)${forward}`);
   }
   if (!qodo.fp32.error && !qodo.int8.error) console.log(`Qodo-shaped int8 throughput: ${(qodo.fp32.forwardSeconds / qodo.int8.forwardSeconds).toFixed(2)}x fp32`);
   const jinaMb = Math.round(fs.statSync(path.join(models.jina, 'onnx', 'model.onnx_data')).size / 1e6);

@@ -280,7 +280,7 @@ fn fingerprint(
 #[cfg(mlx)]
 fn start_mlx(
     dir: &ModelDir,
-    weights: &WeightsSource,
+    weights: &mut WeightsSource,
     settings: &Settings,
     precision: Option<Precision>,
 ) -> Result<Box<dyn Backend>> {
@@ -292,14 +292,16 @@ fn start_mlx(
     if let Some(bytes) = settings.gpu_memory_limit {
         mlx::limit_memory(bytes)?;
     }
-    let backend = mlx::MlxBackend::load(Arc::clone(encoder), dir.pooling, dtype)?;
+    // MLX takes the tensors (a CPU fallback after it reads them again), as the graph builder does
+    let spec = Arc::make_mut(encoder).take();
+    let backend = mlx::MlxBackend::load(spec, dir.pooling, dtype)?;
     Ok(Box::new(backend))
 }
 
 #[cfg(not(mlx))]
 fn start_mlx(
     _: &ModelDir,
-    _: &WeightsSource,
+    _: &mut WeightsSource,
     _: &Settings,
     _: Option<Precision>,
 ) -> Result<Box<dyn Backend>> {

@@ -1,10 +1,12 @@
-//! Tensors from `model.safetensors` (or its shards), read one at a time from the file and
-//! converted to f32: the whole file is never held in memory next to the graph's copy.
+//! Tensors from `model.safetensors` (or its shards), read one at a time from the file in the
+//! checkpoint's precision: the whole file is never held in memory next to the graph's copy.
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use half::{bf16, f16};
 use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 use serde::Deserialize;
 
@@ -34,45 +36,127 @@ impl WeightsSource {
     }
 }
 
-/// A tensor in PyTorch's layout (row-major, `shape` outermost first).
-#[derive(Debug, Clone, Default)]
+/// A tensor in PyTorch's layout (row-major, `shape` outermost first), in the precision of the
+/// checkpoint: a half-precision checkpoint stays half until a backend widens a tensor, so a
+/// float16 graph or an MLX model never holds the whole model in f32.
+#[derive(Debug, Clone)]
 pub struct Tensor {
     pub shape: Vec<usize>,
-    pub data: Vec<f32>,
+    pub values: Values,
+}
+
+impl Default for Tensor {
+    fn default() -> Tensor {
+        Tensor::new(Vec::new(), Vec::new())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Values {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    Bf16(Vec<bf16>),
 }
 
 impl Tensor {
-    /// Rows `start..end` of a 2-D tensor.
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Tensor {
+        Tensor {
+            shape,
+            values: Values::F32(data),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.values {
+            Values::F32(v) => v.len(),
+            Values::F16(v) => v.len(),
+            Values::Bf16(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values as f32: borrowed when they are, widened when half.
+    pub fn f32(&self) -> Cow<'_, [f32]> {
+        match &self.values {
+            Values::F32(v) => Cow::Borrowed(v),
+            Values::F16(v) => Cow::Owned(v.iter().map(|h| h.to_f32()).collect()),
+            Values::Bf16(v) => Cow::Owned(v.iter().map(|h| h.to_f32()).collect()),
+        }
+    }
+
+    /// The values as f32 to change in place (a half tensor is widened, once).
+    pub fn f32_mut(&mut self) -> &mut Vec<f32> {
+        if !matches!(self.values, Values::F32(_)) {
+            self.values = Values::F32(self.f32().into_owned());
+        }
+        match &mut self.values {
+            Values::F32(v) => v,
+            _ => unreachable!("widened above"),
+        }
+    }
+
+    /// Rows `start..end` of a 2-D tensor, in its precision.
     pub fn rows(&self, start: usize, end: usize) -> Tensor {
-        let width = self.shape[1];
+        let range = start * self.shape[1]..end * self.shape[1];
+        let values = match &self.values {
+            Values::F32(v) => Values::F32(v[range].to_vec()),
+            Values::F16(v) => Values::F16(v[range].to_vec()),
+            Values::Bf16(v) => Values::Bf16(v[range].to_vec()),
+        };
         Tensor {
-            shape: vec![end - start, width],
-            data: self.data[start * width..end * width].to_vec(),
+            shape: vec![end - start, self.shape[1]],
+            values,
         }
     }
 
-    /// The row-major transpose of a 2-D tensor.
+    /// The row-major transpose of a 2-D tensor, in its precision.
     pub fn transposed(&self) -> Tensor {
-        let mut data = vec![0.0; self.data.len()];
-        self.transpose_into(1.0, &mut data);
+        let (rows, cols) = (self.shape[0], self.shape[1]);
+        let values = match &self.values {
+            Values::F32(v) => Values::F32(transpose(v, rows, cols, |x| x)),
+            Values::F16(v) => Values::F16(transpose(v, rows, cols, |x| x)),
+            Values::Bf16(v) => Values::Bf16(transpose(v, rows, cols, |x| x)),
+        };
         Tensor {
-            shape: vec![self.shape[1], self.shape[0]],
-            data,
+            shape: vec![cols, rows],
+            values,
         }
     }
 
-    /// Writes this 2-D tensor transposed and times `scale` into `out`, a tile at a time (a
-    /// plain column walk misses the cache on every read of a large matrix).
+    /// This 2-D tensor transposed and times `scale`, in f32, into `out`.
     pub fn transpose_into(&self, scale: f32, out: &mut [f32]) {
-        const TILE: usize = 32;
         let (rows, cols) = (self.shape[0], self.shape[1]);
-        for r0 in (0..rows).step_by(TILE) {
-            for c0 in (0..cols).step_by(TILE) {
-                for r in r0..(r0 + TILE).min(rows) {
-                    let row = &self.data[r * cols..(r + 1) * cols];
-                    for c in c0..(c0 + TILE).min(cols) {
-                        out[c * rows + r] = row[c] * scale;
-                    }
+        match &self.values {
+            Values::F32(v) => transpose_to(v, rows, cols, out, |x| x * scale),
+            Values::F16(v) => transpose_to(v, rows, cols, out, |x| x.to_f32() * scale),
+            Values::Bf16(v) => transpose_to(v, rows, cols, out, |x| x.to_f32() * scale),
+        }
+    }
+}
+
+fn transpose<T: Copy + Default, U: Copy + Default>(
+    v: &[T],
+    rows: usize,
+    cols: usize,
+    f: impl Fn(T) -> U,
+) -> Vec<U> {
+    let mut out = vec![U::default(); v.len()];
+    transpose_to(v, rows, cols, &mut out, f);
+    out
+}
+
+/// A tile at a time: a plain column walk misses the cache on every read of a large matrix.
+fn transpose_to<T: Copy, U>(v: &[T], rows: usize, cols: usize, out: &mut [U], f: impl Fn(T) -> U) {
+    const TILE: usize = 32;
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                let row = &v[r * cols..(r + 1) * cols];
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = f(row[c]);
                 }
             }
         }
@@ -218,18 +302,19 @@ impl Safetensors {
         let mut file = File::open(&shard.path).map_err(|e| bad(format!("cannot be read ({e})")))?;
         file.seek(SeekFrom::Start(shard.data_start + start as u64))
             .map_err(|e| bad(format!("cannot be read ({e})")))?;
-        // Read and converted a chunk at a time: never the file's bytes and the floats together.
-        let mut data = vec![0f32; count];
-        let mut chunk = vec![0u8; (READ_CHUNK / width * width).min(count * width)];
-        for out in data.chunks_mut(chunk.len().max(width) / width) {
-            let bytes = &mut chunk[..out.len() * width];
+        // Read a chunk at a time: never the file's bytes and the values together.
+        let mut read = |bytes: &mut [u8]| {
             file.read_exact(bytes)
-                .map_err(|e| bad(format!("is truncated at tensor {key} ({e})")))?;
-            convert(info.dtype, bytes, out);
-        }
+                .map_err(|e| bad(format!("is truncated at tensor {key} ({e})")))
+        };
+        let values = match info.dtype {
+            Dtype::F32 => Values::F32(read_values(count, &mut read, f32::from_le_bytes)?),
+            Dtype::F16 => Values::F16(read_values(count, &mut read, f16::from_le_bytes)?),
+            _ => Values::Bf16(read_values(count, &mut read, bf16::from_le_bytes)?),
+        };
         Ok(Tensor {
             shape: info.shape.clone(),
-            data,
+            values,
         })
     }
 
@@ -312,71 +397,82 @@ fn check_layout(
     Ok(())
 }
 
-/// Bytes of the file read at once while a tensor is converted to f32.
+/// Bytes of the file read at once.
 const READ_CHUNK: usize = 4 << 20;
 
-/// Little-endian `bytes` of `dtype` (F32, F16 or BF16) into `out`.
-fn convert(dtype: Dtype, bytes: &[u8], out: &mut [f32]) {
-    match dtype {
-        Dtype::F32 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-        }
-        Dtype::F16 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
-            }
-        }
-        _ => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16);
-            }
+/// `count` little-endian values of `N` bytes each, read a chunk at a time by `read`.
+fn read_values<T: Copy + Default, const N: usize>(
+    count: usize,
+    read: &mut impl FnMut(&mut [u8]) -> Result<()>,
+    from_le: fn([u8; N]) -> T,
+) -> Result<Vec<T>> {
+    let mut values = vec![T::default(); count];
+    let mut chunk = vec![0u8; (READ_CHUNK / N * N).min(count * N)];
+    for out in values.chunks_mut((chunk.len() / N).max(1)) {
+        let bytes = &mut chunk[..out.len() * N];
+        read(bytes)?;
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(N)) {
+            *o = from_le(b.try_into().expect("chunks of N bytes"));
         }
     }
-}
-
-/// IEEE 754 half to single precision, subnormals, infinities and NaN included.
-pub fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let mant = u32::from(h & 0x3ff);
-    let bits = match (exp, mant) {
-        (0, 0) => sign,
-        (0, m) => {
-            // subnormal: normalise the mantissa
-            let shift = m.leading_zeros() - 21;
-            sign | ((113 - shift) << 23) | (((m << shift) & 0x3ff) << 13)
-        }
-        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
-        (e, m) => sign | ((e + 112) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
+    Ok(values)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A half-precision checkpoint stays half in memory; only a backend widens a tensor.
     #[test]
-    fn half_precision_converts_exactly() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x7bff), 65504.0);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x0200), 2f32.powi(-15));
-        assert!(f16_to_f32(0x7c00).is_infinite());
-        assert!(f16_to_f32(0x7e00).is_nan());
-        assert_eq!(f16_to_f32(0x8000).to_bits(), 0x8000_0000);
+    fn half_tensors_are_read_in_their_precision() {
+        let dir = std::env::temp_dir().join(format!("ssn-half-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let values = [1.5f32, -2.0, 0.25, 96.0];
+        let bf16_bytes: Vec<u8> = values
+            .iter()
+            .flat_map(|&v| bf16::from_f32(v).to_le_bytes())
+            .collect();
+        let f16_bytes: Vec<u8> = values
+            .iter()
+            .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+            .collect();
+        let view = safetensors::tensor::TensorView::new;
+        let tensors = [
+            (
+                "a.weight",
+                view(Dtype::BF16, vec![2, 2], &bf16_bytes).expect("a"),
+            ),
+            (
+                "b.weight",
+                view(Dtype::F16, vec![2, 2], &f16_bytes).expect("b"),
+            ),
+        ];
+        safetensors::serialize_to_file(tensors, None, &dir.join(SINGLE)).expect("written");
+        let weights = Safetensors::open(&dir, "a.weight")
+            .expect("opens")
+            .expect("present");
+        let a = weights.get_shaped("a.weight", &[2, 2]).expect("a");
+        let b = weights.get_shaped("b.weight", &[2, 2]).expect("b");
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(matches!(a.values, Values::Bf16(_)));
+        assert!(matches!(b.values, Values::F16(_)));
+        assert_eq!(a.f32()[..], values);
+        assert_eq!(b.f32()[..], values);
     }
 
     #[test]
-    fn transpose_swaps_rows_and_columns() {
-        let t = Tensor {
+    fn transpose_swaps_rows_and_columns_in_every_precision() {
+        let t = Tensor::new(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(t.transposed().f32()[..], [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        assert_eq!(t.rows(1, 2).f32()[..], [4.0, 5.0, 6.0]);
+        let half = Tensor {
             shape: vec![2, 3],
-            data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            values: Values::Bf16(t.f32().iter().map(|&v| bf16::from_f32(v)).collect()),
         };
-        assert_eq!(t.transposed().data, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
-        assert_eq!(t.rows(1, 2).data, [4.0, 5.0, 6.0]);
+        assert!(matches!(half.transposed().values, Values::Bf16(_)));
+        assert_eq!(half.transposed().f32()[..], [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        let mut out = [0.0; 6];
+        half.transpose_into(2.0, &mut out);
+        assert_eq!(out, [2.0, 8.0, 4.0, 10.0, 6.0, 12.0]);
     }
 }

@@ -26,7 +26,7 @@ pub fn load(w: &Safetensors, c: &BertConfig) -> Result<Encoder> {
         "embeddings.token_type_embeddings.weight",
         &[c.type_vocab_size, h],
     )?;
-    add_row(&mut word_embeddings, &token_types.data[..h]);
+    add_row(&mut word_embeddings, &token_types.f32()[..h]);
     let layers = (0..c.num_hidden_layers)
         .map(|i| layer(w, c, act, &format!("encoder.layer.{i}")))
         .collect::<Result<_>>()?;

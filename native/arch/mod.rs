@@ -260,9 +260,43 @@ pub struct Encoder {
     pub mask: Mask,
 }
 
+impl Encoder {
+    /// Moves the tensors into the encoder returned, leaving this one spent (no layers), so that
+    /// a backend converting them can release each once it holds its own copy.
+    pub fn take(&mut self) -> Encoder {
+        Encoder {
+            word_embeddings: std::mem::take(&mut self.word_embeddings),
+            position_embeddings: self.position_embeddings.take(),
+            embedding_norm: self.embedding_norm.take(),
+            layers: std::mem::take(&mut self.layers),
+            final_norm: self.final_norm.take(),
+            rotary: self.rotary.clone(),
+            ..*self
+        }
+    }
+
+    /// The weights of its projections and embedding tables: what a graph or a device holds.
+    pub fn parameters(&self) -> usize {
+        let linears = self.layers.iter().flat_map(|l| {
+            let a = &l.attention;
+            let ffn: Vec<&Linear> = match &l.ffn {
+                FeedForward::Activation { up, down, .. } => vec![up, down],
+                FeedForward::SwiGlu { up, gate, down } => vec![up, gate, down],
+            };
+            [&a.q, &a.k, &a.v, &a.out].into_iter().chain(ffn)
+        });
+        let tables = [
+            Some(&self.word_embeddings),
+            self.position_embeddings.as_ref(),
+        ];
+        linears.map(|l| l.weight.len()).sum::<usize>()
+            + tables.iter().flatten().map(|t| t.len()).sum::<usize>()
+    }
+}
+
 /// Adds `row` to every row of `table` (`[n, dim]`): folds a constant embedding into a lookup table.
 pub fn add_row(table: &mut Tensor, row: &[f32]) {
-    for r in table.data.chunks_exact_mut(row.len()) {
+    for r in table.f32_mut().chunks_exact_mut(row.len()) {
         r.iter_mut().zip(row).for_each(|(a, b)| *a += b);
     }
 }

@@ -16,7 +16,7 @@ pub fn load(w: &Safetensors, c: &NomicBertConfig) -> Result<Encoder> {
             "embeddings.token_type_embeddings.weight",
             &[c.type_vocab_size, h],
         )?;
-        add_row(&mut word_embeddings, &token_types.data[..h]);
+        add_row(&mut word_embeddings, &token_types.f32()[..h]);
     }
     let head_dim = h / c.n_head;
     let layers = (0..c.n_layer)
@@ -73,9 +73,14 @@ fn layer(w: &Safetensors, c: &NomicBertConfig, p: &str) -> Result<Layer> {
     let qkv = Linear::load(w, &format!("{p}.attn.Wqkv"), 3 * h, h, c.qkv_proj_bias)?;
     let part = |n: usize| Linear {
         weight: qkv.weight.rows(n * h, (n + 1) * h),
-        bias: qkv.bias.as_ref().map(|b| crate::weights::Tensor {
-            shape: vec![h],
-            data: b.data[n * h..(n + 1) * h].to_vec(),
+        bias: qkv.bias.as_ref().map(|b| {
+            let stacked = crate::weights::Tensor {
+                shape: vec![3, h],
+                values: b.values.clone(),
+            };
+            let mut part = stacked.rows(n, n + 1);
+            part.shape = vec![h];
+            part
         }),
     };
     Ok(Layer {

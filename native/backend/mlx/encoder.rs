@@ -11,7 +11,7 @@ use mlx_rs::{Array, Dtype};
 
 use crate::arch::{self, Activation, FeedForward, Mask, NormKind, Residual};
 use crate::pooling::Pooling;
-use crate::weights::Tensor;
+use crate::weights::{Tensor, Values};
 
 type Result<T> = std::result::Result<T, Exception>;
 
@@ -56,13 +56,13 @@ pub struct Tokens<'a> {
 }
 
 impl Encoder {
-    /// Copies the weights of `spec` into MLX arrays of `dtype` (float32 or float16).
-    pub fn new(spec: &arch::Encoder, pooling: Pooling, dtype: Dtype) -> Result<Self> {
+    /// Copies the weights of `spec` into MLX arrays of `dtype`, releasing each layer's tensors
+    /// once MLX has them.
+    pub fn new(mut spec: arch::Encoder, pooling: Pooling, dtype: Dtype) -> Result<Self> {
         let array = |t: &Tensor| to_array(t, dtype);
         let norm = |n: &arch::Norm| to_norm(n, dtype);
-        let layers = spec
-            .layers
-            .iter()
+        let layers = std::mem::take(&mut spec.layers)
+            .into_iter()
             .map(|l| l.try_map(|x| to_linear(x, dtype), norm))
             .collect::<Result<_>>()?;
         Ok(Encoder {
@@ -231,10 +231,7 @@ fn feed_forward(ffn: &FeedForward<Linear>, x: &Array) -> Result<Array> {
 /// A missing bias becomes zeros, so that every projection is one `addmm`.
 fn to_linear(l: &arch::Linear, dtype: Dtype) -> Result<Linear> {
     let out = l.weight.shape[0];
-    let zeros = Tensor {
-        shape: vec![out],
-        data: vec![0.0; out],
-    };
+    let zeros = Tensor::new(vec![out], vec![0.0; out]);
     Ok(Linear {
         weight_t: to_array(&l.weight.transposed(), dtype)?,
         bias: to_array(l.bias.as_ref().unwrap_or(&zeros), dtype)?,
@@ -252,5 +249,14 @@ fn to_norm(n: &arch::Norm, dtype: Dtype) -> Result<Norm> {
 
 fn to_array(t: &Tensor, dtype: Dtype) -> Result<Array> {
     let shape: Vec<i32> = t.shape.iter().map(|&d| d as i32).collect();
-    Array::from_slice(&t.data, &shape).as_dtype(dtype)
+    // a half checkpoint goes to the device as it is stored: no f32 copy of the model
+    let stored = match &t.values {
+        Values::F32(v) => Array::from_slice(v, &shape),
+        Values::F16(v) => Array::from_slice(v, &shape),
+        Values::Bf16(v) => Array::from_slice(v, &shape),
+    };
+    // evaluated now, so that a converted tensor's source is freed here, not at the first call
+    let array = stored.as_dtype(dtype)?;
+    array.eval()?;
+    Ok(array)
 }

@@ -4,7 +4,7 @@
 mod encoder;
 
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 use mlx_rs::{Device, DeviceType, Dtype};
@@ -65,23 +65,19 @@ pub fn dtype_name(dtype: Dtype) -> &'static str {
 
 impl MlxBackend {
     /// Starts the MLX thread and loads the weights there; returns once they are ready.
-    pub fn load(spec: Arc<arch::Encoder>, pooling: Pooling, dtype: Dtype) -> Result<Self> {
+    pub fn load(spec: arch::Encoder, pooling: Pooling, dtype: Dtype) -> Result<Self> {
         let gpu = default_device_is_gpu();
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ready, loaded) = mpsc::channel::<Result<()>>();
         let worker = std::thread::Builder::new()
             .name("semantic-search-mlx".into())
-            .spawn(move || {
-                let encoder = Encoder::new(&spec, pooling, dtype);
-                drop(spec); // MLX holds its own copy now
-                match encoder {
-                    Ok(encoder) => {
-                        let _ = ready.send(Ok(()));
-                        serve(&encoder, queue);
-                    }
-                    Err(e) => {
-                        let _ = ready.send(Err(mlx_error("loading the weights", e)));
-                    }
+            .spawn(move || match Encoder::new(spec, pooling, dtype) {
+                Ok(encoder) => {
+                    let _ = ready.send(Ok(()));
+                    serve(&encoder, queue);
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(mlx_error("loading the weights", e)));
                 }
             })
             .map_err(|e| Error::BackendUnavailable(format!("cannot start the MLX thread: {e}")))?;

@@ -159,18 +159,14 @@ impl Emitter {
     }
 
     fn embeddings(&mut self, e: &Encoder) -> Result<String> {
-        let table = self.floats(
-            "word_embeddings",
-            &e.word_embeddings.shape,
-            &e.word_embeddings.data,
-        )?;
+        let table = self.tensor("word_embeddings", &e.word_embeddings)?;
         let mut x = self.op(
             "Gather",
             &[&table, "input_ids"],
             vec![Attribute::new("axis", 0i64)?],
         )?;
         if let Some(positions) = &e.position_embeddings {
-            let table = self.floats("position_embeddings", &positions.shape, &positions.data)?;
+            let table = self.tensor("position_embeddings", positions)?;
             let here = self.first_rows(&table)?;
             x = self.op("Add", &[&x, &here], vec![])?;
         }
@@ -262,15 +258,15 @@ impl Emitter {
         let bias: Option<Vec<f32>> = linear
             .bias
             .as_ref()
-            .map(|b| b.data.iter().map(|v| v * scale).collect());
+            .map(|b| b.f32().iter().map(|v| v * scale).collect());
         if self.precision == Precision::Int8 {
             let mut w = linear.weight.transposed();
             if scale != 1.0 {
-                w.data.iter_mut().for_each(|v| *v *= scale);
+                w.f32_mut().iter_mut().for_each(|v| *v *= scale);
             }
             if let Some((smoothed, factors)) = self.smoothed(x)? {
                 let cols = w.shape[1];
-                for (row, f) in w.data.chunks_exact_mut(cols).zip(&factors) {
+                for (row, f) in w.f32_mut().chunks_exact_mut(cols).zip(&factors) {
                     row.iter_mut().for_each(|v| *v *= f);
                 }
                 return self.quantized_linear(&smoothed, &w, bias.as_deref());
@@ -321,27 +317,25 @@ impl Emitter {
         let shifted = self.op("Add", &[&mean, &eps], vec![])?;
         let rms = self.op("Sqrt", &[&shifted], vec![])?;
         let normalised = self.op("Div", &[&x32, &rms], vec![])?;
-        let weight: Vec<f32> = norm.weight.data.iter().map(|w| w * scale).collect();
+        let gamma = norm.weight.f32();
+        let weight: Vec<f32> = gamma.iter().map(|w| w * scale).collect();
         let weight = self.initializer("norm_weight", &norm.weight.shape, &weight)?;
         let y = self.op("Mul", &[&normalised, &weight], vec![])?;
         let y = if half { self.cast(&y, FLOAT16)? } else { y };
         // A normalised value rarely leaves [-4, 4], so channel c stays within 4|gamma|.
-        let bounds = norm.weight.data.iter().map(|g| 4.0 * g.abs()).collect();
+        let bounds = gamma.iter().map(|g| 4.0 * g.abs()).collect();
         self.norm_bounds.insert(y.clone(), bounds);
         Ok(y)
     }
 
     fn layer_norm(&mut self, x: &str, norm: &Norm) -> Result<String> {
-        let weight = self.floats("norm_weight", &norm.weight.shape, &norm.weight.data)?;
-        let zeros;
+        let gamma = norm.weight.f32();
+        let weight = self.floats("norm_weight", &norm.weight.shape, &gamma)?;
         let bias_data = match &norm.bias {
-            Some(b) => &b.data,
-            None => {
-                zeros = vec![0.0; norm.weight.data.len()];
-                &zeros
-            }
+            Some(b) => b.f32().into_owned(),
+            None => vec![0.0; gamma.len()],
         };
-        let bias = self.floats("norm_bias", &norm.weight.shape, bias_data)?;
+        let bias = self.floats("norm_bias", &norm.weight.shape, &bias_data)?;
         let y = self.op(
             "LayerNormalization",
             &[x, &weight, &bias],
@@ -351,11 +345,9 @@ impl Emitter {
             ],
         )?;
         // A normalised value rarely leaves [-4, 4], so channel c stays within 4|gamma| + |beta|.
-        let bounds = norm
-            .weight
-            .data
+        let bounds = gamma
             .iter()
-            .zip(bias_data)
+            .zip(&bias_data)
             .map(|(g, b)| 4.0 * g.abs() + b.abs())
             .collect();
         self.norm_bounds.insert(y.clone(), bounds);

@@ -14,6 +14,11 @@ use crate::weights::Tensor;
 /// Largest weight magnitude in quantisation steps, and of a row of activations (symmetric
 /// around zero, so one level of 255 is unused: the zero point of both is exact).
 const INT8_LEVELS: f32 = 127.0;
+/// How much of a channel's magnitude smoothing moves from the activations into the weights.
+/// Measured on MiniLM over 3,000 code symbols, min / 1st-percentile cosine to float32: 0.5 gave
+/// 0.99652 / 0.99734, 0.3 gives 0.99694 / 0.99734 (with 7-bit weights too, 0.3 beat 0, 0.15,
+/// 0.5 and 0.7).
+const SMOOTHING: f32 = 0.3;
 /// ONNX's element type of uint8 tensors.
 const UINT8: i64 = 2;
 
@@ -105,8 +110,8 @@ impl Emitter {
     }
 
     /// SmoothQuant without calibration: divides channel c of a LayerNorm output by
-    /// sqrt(bound_c) (the weights' rows are multiplied back), so that the few channels with large
-    /// gammas no longer set the int8 scale of their rows.
+    /// bound_c^SMOOTHING (the weights' rows are multiplied back), so that the few channels with
+    /// large gammas no longer set the int8 scale of their rows.
     pub(super) fn smoothed(&mut self, x: &str) -> Result<Option<(String, Vec<f32>)>> {
         if let Some(done) = self.smoothed.get(x) {
             return Ok(Some(done.clone()));
@@ -114,7 +119,7 @@ impl Emitter {
         let Some(bounds) = self.norm_bounds.get(x) else {
             return Ok(None);
         };
-        let factors: Vec<f32> = bounds.iter().map(|b| b.max(1e-3).sqrt()).collect();
+        let factors: Vec<f32> = bounds.iter().map(|b| b.max(1e-3).powf(SMOOTHING)).collect();
         let inverse: Vec<f32> = factors.iter().map(|f| 1.0 / f).collect();
         let inverse = self.floats("smooth", &[inverse.len()], &inverse)?;
         let y = self.op("Mul", &[x, &inverse], vec![])?;
@@ -152,7 +157,7 @@ fn last_axis() -> Result<Vec<Attribute>> {
 fn column_scales(w: &Tensor) -> Vec<f32> {
     let cols = w.shape[1];
     let mut scales = vec![0f32; cols];
-    for row in w.data.chunks_exact(cols) {
+    for row in w.f32().chunks_exact(cols) {
         for (s, v) in scales.iter_mut().zip(row) {
             *s = s.max(v.abs());
         }
@@ -165,7 +170,7 @@ fn column_scales(w: &Tensor) -> Vec<f32> {
 
 fn quantize<T>(w: &Tensor, scales: &[f32], to: impl Fn(f32) -> T) -> Vec<T> {
     let cols = scales.len();
-    w.data
+    w.f32()
         .iter()
         .enumerate()
         .map(|(i, v)| to((v / scales[i % cols]).round()))

@@ -10,6 +10,7 @@ use ort::value::{
 use super::emit::{OUTPUT, TOKEN_STATES};
 use crate::error::Result;
 use crate::settings::Precision;
+use crate::weights::{Tensor, Values};
 
 const OPSET: u32 = 17;
 /// ONNX's TensorProto data types, for Cast.
@@ -127,6 +128,20 @@ impl Emitter {
             return self.initializer(hint, shape, &halves);
         }
         self.initializer(hint, shape, data)
+    }
+
+    /// A checkpoint's tensor in the graph's precision: a half tensor goes into a Float16 graph
+    /// without being widened.
+    pub(super) fn tensor(&mut self, hint: &str, t: &Tensor) -> Result<String> {
+        if self.precision != Precision::Float16 {
+            return self.floats(hint, &t.shape, &t.f32());
+        }
+        let halves: Vec<half::f16> = match &t.values {
+            Values::F16(v) => return self.initializer(hint, &t.shape, v),
+            Values::Bf16(v) => v.iter().map(|x| half::f16::from_f32(x.to_f32())).collect(),
+            Values::F32(v) => v.iter().map(|&x| half::f16::from_f32(x)).collect(),
+        };
+        self.initializer(hint, &t.shape, &halves)
     }
 
     /// A float32 initializer (half precision in a Float16 graph) that `fill` writes in place,
