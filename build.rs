@@ -12,4 +12,34 @@ fn main() {
         let lib = std::path::Path::new(&prefix).join("lib");
         println!("cargo::rustc-link-arg=-Wl,-rpath,{}", lib.display());
     }
+    source_stamp();
+}
+
+/// A hash of the Rust sources, for the graph cache's key: an entry is the graph this build makes,
+/// and another build of the same version may make another (during development, or a patched
+/// copy). FNV-1a over each file's path and bytes, in path order.
+fn source_stamp() {
+    println!("cargo::rerun-if-changed=native");
+    println!("cargo::rerun-if-changed=build.rs");
+    let mut files = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from("native")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("native/ is readable") {
+            let path = entry.expect("native/ is readable").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for file in files {
+        let bytes = std::fs::read(&file).expect("a source file is readable");
+        for byte in file.to_string_lossy().bytes().chain(bytes) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    println!("cargo::rustc-env=SEMANTIC_SEARCH_SOURCE={hash:016x}");
 }

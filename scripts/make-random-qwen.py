@@ -1,8 +1,9 @@
 """Writes a Qwen2 snapshot laid out like Qodo/Qodo-Embed-1-1.5B (unprefixed keys in two shards
 with an index, auto_map to the gte remote code, last-token pooling, no Normalize module) with
-random fp32 weights, for speed and memory measurements only: no Qwen weights ship in any registry
-package. Tensors are generated and written one at a time, so this needs little memory.
-Usage: make-random-qwen.py OUT_DIR TOKENIZER_JSON [LAYERS]"""
+random fp32 weights (BF16 with --bf16, rounded to nearest even from the same values), for speed
+and memory measurements only: no Qwen weights ship in any registry package. Tensors are generated
+and written one at a time, so this needs little memory.
+Usage: make-random-qwen.py OUT_DIR TOKENIZER_JSON [LAYERS] [--bf16]"""
 import json
 import os
 import shutil
@@ -46,11 +47,17 @@ def values(rng, name, shape):
     return rng.uniform(-1, 1, shape).astype(np.float32) * scale
 
 
-def write_shard(path, tensors, rng):
+def to_bf16(a):
+    bits = a.view(np.uint32)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def write_shard(path, tensors, rng, bf16):
     header, offset = {}, 0
+    width, dtype = (2, "BF16") if bf16 else (4, "F32")
     for name, shape in tensors:
-        size = 4 * int(np.prod(shape))
-        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + size]}
+        size = width * int(np.prod(shape))
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + size]}
         offset += size
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
@@ -58,28 +65,31 @@ def write_shard(path, tensors, rng):
         f.write(struct.pack("<Q", len(text)))
         f.write(text)
         for name, shape in tensors:
-            f.write(values(rng, name, shape).tobytes())
+            v = values(rng, name, shape)
+            f.write((to_bf16(v) if bf16 else v).tobytes())
 
 
 def main():
-    out, tokenizer = sys.argv[1], sys.argv[2]
-    layers = int(sys.argv[3]) if len(sys.argv) > 3 else 28
+    bf16 = "--bf16" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--bf16"]
+    out, tokenizer = args[0], args[1]
+    layers = int(args[2]) if len(args) > 2 else 28
     os.makedirs(os.path.join(out, "1_Pooling"), exist_ok=True)
     rng = np.random.default_rng(0)
     everything = list(shapes(layers))
     # Qodo's split: the first shard ends after about 80 % of the bytes
-    total = sum(4 * int(np.prod(s)) for _, s in everything)
+    total = sum((2 if bf16 else 4) * int(np.prod(s)) for _, s in everything)
     first, size = [], 0
     for name, shape in everything:
         if size > 0.8 * total:
             break
         first.append((name, shape))
-        size += 4 * int(np.prod(shape))
+        size += (2 if bf16 else 4) * int(np.prod(shape))
     second = everything[len(first):]
     files = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
     weight_map = {}
     for file, tensors in zip(files, (first, second)):
-        write_shard(os.path.join(out, file), tensors, rng)
+        write_shard(os.path.join(out, file), tensors, rng, bf16)
         weight_map.update({name: file for name, _ in tensors})
     with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map}, f)
@@ -87,7 +97,7 @@ def main():
         "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "vocab_size": VOCAB, "hidden_size": HIDDEN,
         "intermediate_size": INNER, "num_hidden_layers": layers, "num_attention_heads": HEADS,
         "num_key_value_heads": KV_HEADS, "max_position_embeddings": 131072, "rms_norm_eps": 1e-6,
-        "rope_theta": 1000000.0, "hidden_act": "silu", "eos_token_id": 151643, "torch_dtype": "float32",
+        "rope_theta": 1000000.0, "hidden_act": "silu", "eos_token_id": 151643, "torch_dtype": "bfloat16" if bf16 else "float32",
         "auto_map": {"AutoModel": "Alibaba-NLP/gte-Qwen2-1.5B-instruct--modeling_qwen.Qwen2Model"},
     }
     with open(os.path.join(out, "config.json"), "w") as f:

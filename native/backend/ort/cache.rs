@@ -2,8 +2,8 @@
 //! from it instead of rebuilding and re-optimising the graph from `model.safetensors`.
 //!
 //! An entry is a folder named by a fingerprint of everything the graph depends on (the weight
-//! files, `config.json`, the graph's settings, this addon's and ONNX Runtime's versions, the
-//! CPU's features). It holds `model.onnx` (ONNX Runtime's optimised graph), `model.onnx.data`
+//! files, `config.json`, the graph's settings, this addon's version and a hash of its sources,
+//! ONNX Runtime's version, the CPU's features). It holds `model.onnx` (ONNX Runtime's optimised graph), `model.onnx.data`
 //! (its weights, which ONNX Runtime maps rather than copies) and `manifest.json` (each file's
 //! size and xxh3 checksum). It is written in a private folder and renamed into place, so a
 //! reader sees a whole entry or none, and two processes may write the same entry at once; an
@@ -58,6 +58,7 @@ impl Fingerprint {
         let mut f = Fingerprint { parts: Vec::new() };
         f.add("format", FORMAT.to_string().as_bytes());
         f.add("addon", env!("CARGO_PKG_VERSION").as_bytes());
+        f.add("source", env!("SEMANTIC_SEARCH_SOURCE").as_bytes());
         f
     }
 
