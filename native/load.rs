@@ -228,18 +228,16 @@ fn start_cached(
         }
     }
     let written = cache.stage(key).and_then(|staged| {
-        let backend = ort_backend::save(runtime, dir, weights.get()?, max_length, plan, &staged)?;
-        Ok((backend, staged.commit()?))
+        ort_backend::save(runtime, dir, weights.get()?, max_length, plan, &staged)?;
+        staged.commit()
     });
     let problem = match written {
-        // ONNX Runtime's int8 kernels give slightly other results (cosine 1e-5) without pre-packed
-        // weights: an int8 model starts from the entry it wrote, as every later start does
-        Ok((backend, entry)) if plan.precision == Some(Precision::Int8) => {
-            drop(backend);
+        // The session that wrote the entry had no pre-packed weights (see `save`); the model
+        // starts from the entry, as every later start does.
+        Ok(entry) => {
             let backend = ort_backend::load_cached(runtime, dir, &entry, plan.threads)?;
             return Ok((backend, CacheUse::Written(entry)));
         }
-        Ok((backend, entry)) => return Ok((backend, CacheUse::Written(entry))),
         Err(e) => e,
     };
     let backend = ort_backend::load(runtime, dir, weights.get()?, max_length, plan)?;
