@@ -234,10 +234,12 @@ fn start_cached(
     let problem = match written {
         // The session that wrote the entry had no pre-packed weights (see `save`); the model
         // starts from the entry, as every later start does.
-        Ok(entry) => {
-            let backend = ort_backend::load_cached(runtime, dir, &entry, plan.threads)?;
-            return Ok((backend, CacheUse::Written(entry)));
-        }
+        // An entry ONNX Runtime cannot start from here (as when onnxruntime-node created the
+        // process's environment without shared thread pools) leaves the graph built in memory.
+        Ok(entry) => match ort_backend::load_cached(runtime, dir, &entry, plan.threads) {
+            Ok(backend) => return Ok((backend, CacheUse::Written(entry))),
+            Err(e) => e,
+        },
         Err(e) => e,
     };
     let backend = ort_backend::load(runtime, dir, weights.get()?, max_length, plan)?;
