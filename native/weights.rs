@@ -100,14 +100,22 @@ impl Tensor {
 
     /// Rows `start..end` of a 2-D tensor, in its precision.
     pub fn rows(&self, start: usize, end: usize) -> Tensor {
-        let range = start * self.shape[1]..end * self.shape[1];
+        let width = self.shape[1];
+        let mut part = self.span(start * width, end * width);
+        part.shape = vec![end - start, width];
+        part
+    }
+
+    /// Values `start..end` in row-major order, as a 1-D tensor in its precision.
+    pub fn span(&self, start: usize, end: usize) -> Tensor {
+        let range = start..end;
         let values = match &self.values {
             Values::F32(v) => Values::F32(v[range].to_vec()),
             Values::F16(v) => Values::F16(v[range].to_vec()),
             Values::Bf16(v) => Values::Bf16(v[range].to_vec()),
         };
         Tensor {
-            shape: vec![end - start, self.shape[1]],
+            shape: vec![end - start],
             values,
         }
     }

@@ -73,15 +73,7 @@ fn layer(w: &Safetensors, c: &NomicBertConfig, p: &str) -> Result<Layer> {
     let qkv = Linear::load(w, &format!("{p}.attn.Wqkv"), 3 * h, h, c.qkv_proj_bias)?;
     let part = |n: usize| Linear {
         weight: qkv.weight.rows(n * h, (n + 1) * h),
-        bias: qkv.bias.as_ref().map(|b| {
-            let stacked = crate::weights::Tensor {
-                shape: vec![3, h],
-                values: b.values.clone(),
-            };
-            let mut part = stacked.rows(n, n + 1);
-            part.shape = vec![h];
-            part
-        }),
+        bias: qkv.bias.as_ref().map(|b| b.span(n * h, (n + 1) * h)),
     };
     Ok(Layer {
         attention: Attention {

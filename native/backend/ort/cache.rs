@@ -3,9 +3,9 @@
 //!
 //! An entry is a folder named by a fingerprint of everything the graph depends on (the weight
 //! files, `config.json`, the graph's settings, this addon's version and a hash of its sources,
-//! ONNX Runtime's version, the CPU's features). It holds `model.onnx` (ONNX Runtime's optimised graph), `model.onnx.data`
-//! (its weights, which ONNX Runtime maps rather than copies) and `manifest.json` (each file's
-//! size and xxh3 checksum). It is written in a private folder and renamed into place, so a
+//! ONNX Runtime's version, the CPU's features). It holds `model.onnx` (ONNX Runtime's optimised
+//! graph), `model.onnx.data` (its weights, which ONNX Runtime maps rather than copies) and
+//! `manifest.json` (each file's size and xxh3 checksum). It is written in a private folder and renamed into place, so a
 //! reader sees a whole entry or none, and two processes may write the same entry at once; an
 //! entry that fails its checks is removed and rebuilt, never trusted.
 use std::fs;

@@ -260,9 +260,11 @@ impl Emitter {
             .as_ref()
             .map(|b| b.f32().iter().map(|v| v * scale).collect());
         if self.precision == Precision::Int8 {
+            // widened once here: the quantiser reads it twice
             let mut w = linear.weight.transposed();
+            let values = w.f32_mut();
             if scale != 1.0 {
-                w.f32_mut().iter_mut().for_each(|v| *v *= scale);
+                values.iter_mut().for_each(|v| *v *= scale);
             }
             if let Some((smoothed, factors)) = self.smoothed(x)? {
                 let cols = w.shape[1];
