@@ -133,10 +133,11 @@ export interface InitOptions {
   /** Overrides the attention direction the snapshot implies (see the README's model table). */
   attention?: 'causal' | 'bidirectional'
   /**
-   * With `dtype: 'int8'`: `'s8'` weights (fast with VNNI) or `'u8'` weights (for CPUs
-   * without VNNI, whose kernels saturate with s8); default `'auto'`: by the CPU.
+   * With `dtype: 'int8'`: `'s8'` weights (fast with VNNI), `'s8a7'` (s8 weights, 7-bit
+   * activations: x86 without VNNI, whose u8 x s8 kernels saturate at 8 bits) or `'u8'`
+   * weights (exact at 8 bits without VNNI, slower); default `'auto'`: by the CPU.
    */
-  int8Scheme?: 'auto' | 's8' | 'u8'
+  int8Scheme?: 'auto' | 's8' | 's8a7' | 'u8'
   /** Put before every query instead of the snapshot's `prompts.query`. */
   queryPrefix?: string
   /** Put before every document instead of the snapshot's `prompts.document` (or `passage`). */
@@ -205,7 +206,7 @@ export interface ModelInfo {
   dtype?: 'float32' | 'float16' | 'bfloat16' | 'int8'
   /**
    * With int8: the scheme and the CPU features it was chosen for, e.g.
-   * `s8 (u8 activations per row x s8 weights per column, FFN down projection in float32; CPU x86_64:avx2,...)`.
+   * `s8 (8-bit u8 activations per row x s8 weights per column; ...; CPU x86_64:avx2,...)`.
    */
   int8Scheme?: string
   /** Where each setting came from: the options, a `SEMANTIC_SEARCH_*` variable, or the default. */

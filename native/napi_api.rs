@@ -95,9 +95,10 @@ pub struct InitOptions {
     /// Overrides the attention direction the snapshot implies (see the README's model table).
     #[napi(ts_type = "'causal' | 'bidirectional'")]
     pub attention: Option<String>,
-    /// With `dtype: 'int8'`: `'s8'` weights (fast with VNNI) or `'u8'` weights (for CPUs
-    /// without VNNI, whose kernels saturate with s8); default `'auto'`: by the CPU.
-    #[napi(ts_type = "'auto' | 's8' | 'u8'")]
+    /// With `dtype: 'int8'`: `'s8'` weights (fast with VNNI), `'s8a7'` (s8 weights, 7-bit
+    /// activations: x86 without VNNI, whose u8 x s8 kernels saturate at 8 bits) or `'u8'`
+    /// weights (exact at 8 bits without VNNI, slower); default `'auto'`: by the CPU.
+    #[napi(ts_type = "'auto' | 's8' | 's8a7' | 'u8'")]
     pub int8_scheme: Option<String>,
     /// Put before every query instead of the snapshot's `prompts.query`.
     pub query_prefix: Option<String>,
@@ -176,7 +177,7 @@ pub struct ModelInfo {
     #[napi(ts_type = "'float32' | 'float16' | 'bfloat16' | 'int8'")]
     pub dtype: Option<String>,
     /// With int8: the scheme and the CPU features it was chosen for, e.g.
-    /// `s8 (u8 activations per row x s8 weights per column, FFN down projection in float32; CPU x86_64:avx2,...)`.
+    /// `s8 (8-bit u8 activations per row x s8 weights per column; ...; CPU x86_64:avx2,...)`.
     pub int8_scheme: Option<String>,
     /// Where each setting came from: the options, a `SEMANTIC_SEARCH_*` variable, or the default.
     pub sources: ConfigSources,

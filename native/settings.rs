@@ -72,15 +72,18 @@ impl Precision {
     }
 }
 
-/// How `Precision::Int8` multiplies. Both quantise each activation row (token) to uint8 around
-/// 128 with its own scale, so a text's vector does not depend on its batch-mates.
+/// How `Precision::Int8` multiplies. Each quantises every activation row (token) to uint8 with
+/// its own scale, so a text's vector does not depend on its batch-mates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Int8Scheme {
     /// int8 weights: for CPUs with VNNI, whose u8 x s8 dot products have no 16-bit
     /// intermediate (ONNX Runtime's kernel for them ran 2.4x its u8 x u8 one here).
     SignedWeights,
-    /// uint8 weights: for CPUs without VNNI, where u8 x s8 sums pairs of products in 16 bits,
-    /// which saturate at full-range weights.
+    /// int8 weights and activations in 7 bits (0..127): for CPUs without VNNI, whose u8 x s8
+    /// kernel sums pairs of products in 16 bits, where 2 x 127 x 127 cannot saturate.
+    SignedWeightsNarrowActivations,
+    /// uint8 weights: exact with 8-bit activations on CPUs without VNNI, but their u8 x u8
+    /// kernel is slow.
     UnsignedWeights,
 }
 
@@ -88,7 +91,16 @@ impl Int8Scheme {
     pub fn name(self) -> &'static str {
         match self {
             Int8Scheme::SignedWeights => "s8",
+            Int8Scheme::SignedWeightsNarrowActivations => "s8a7",
             Int8Scheme::UnsignedWeights => "u8",
+        }
+    }
+
+    /// Bits of each activation row's levels.
+    pub fn activation_bits(self) -> u32 {
+        match self {
+            Int8Scheme::SignedWeightsNarrowActivations => 7,
+            _ => 8,
         }
     }
 
@@ -96,6 +108,8 @@ impl Int8Scheme {
     pub fn for_this_cpu() -> Int8Scheme {
         if crate::cpu::has_vnni() {
             Int8Scheme::SignedWeights
+        } else if cfg!(target_arch = "x86_64") {
+            Int8Scheme::SignedWeightsNarrowActivations
         } else {
             Int8Scheme::UnsignedWeights
         }
@@ -103,10 +117,16 @@ impl Int8Scheme {
 
     /// One line for `info().int8Scheme`.
     pub fn describe(self) -> String {
-        let name = self.name();
+        let weights = if self == Int8Scheme::UnsignedWeights {
+            "u8"
+        } else {
+            "s8"
+        };
         format!(
-            "{name} (u8 activations per row x {name} weights per column, FFN down projection in \
-             float32; CPU {})",
+            "{} ({}-bit u8 activations per row x {weights} weights per column; the attention's \
+             first-position rows, and the FFN down projection after SwiGLU, in float32; CPU {})",
+            self.name(),
+            self.activation_bits(),
             crate::cpu::features()
         )
     }
@@ -369,9 +389,10 @@ fn parse_int8_scheme(name: Option<&str>) -> std::result::Result<Int8Scheme, Stri
     match name.unwrap_or("auto") {
         "auto" => Ok(Int8Scheme::for_this_cpu()),
         "s8" => Ok(Int8Scheme::SignedWeights),
+        "s8a7" => Ok(Int8Scheme::SignedWeightsNarrowActivations),
         "u8" => Ok(Int8Scheme::UnsignedWeights),
         other => Err(format!(
-            "unknown int8Scheme '{other}' (expected 'auto', 's8' or 'u8')"
+            "unknown int8Scheme '{other}' (expected 'auto', 's8', 's8a7' or 'u8')"
         )),
     }
 }

@@ -87,16 +87,23 @@ fn int8_with(scheme: &str) -> Options {
 
 /// dtype 'int8' quantises the projections' weights per column and each activation row (token)
 /// on its own scale, so even texts of one or two tokens stay close (with one scale per batch
-/// they fell to 0.990). Both schemes, whatever this CPU would choose.
+/// they fell to 0.990). Every scheme, whatever this CPU would choose. Measured with 8-bit
+/// activations: 0.99914 at least, 0.99454 for the empty text (0.99790 and 0.99017 before the
+/// attention's first-position rows were computed in float32); 7-bit (`s8a7`) loses more.
 #[test]
-fn int8_stays_close_to_float32_in_both_schemes() {
+fn int8_stays_close_to_float32_in_every_scheme() {
     let texts = common::texts();
     let float32 = in_dtype("float32", &texts);
-    for scheme in ["s8", "u8"] {
+    for scheme in ["s8", "s8a7", "u8"] {
         let int8 = in_options("int8", int8_with(scheme), &texts);
         for (i, text) in texts.iter().enumerate() {
             let cosine = common::cosine(&float32[i], &int8[i]);
-            let bound = if text.len() > 1 { 0.995 } else { 0.98 };
+            let bound = match (scheme, text.len() > 1) {
+                ("s8a7", true) => 0.997,
+                ("s8a7", false) => 0.98,
+                (_, true) => 0.999,
+                (_, false) => 0.994,
+            };
             assert!(
                 cosine >= bound,
                 "{scheme}: int8 cosine {cosine} < {bound} for {text:?}"
@@ -119,7 +126,7 @@ fn int8_stays_close_to_float32_in_both_schemes() {
 #[test]
 fn int8_vectors_do_not_depend_on_their_batch() {
     let texts = common::texts();
-    for scheme in ["s8", "u8"] {
+    for scheme in ["s8", "s8a7", "u8"] {
         let engine = Engine::load(&model_dir(), &int8_with(scheme)).expect("loads");
         let described = engine
             .info()

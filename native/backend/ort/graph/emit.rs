@@ -86,6 +86,9 @@ pub fn model(
     g.finish(encoder.hidden, token_states)
 }
 
+/// Just below GELU's least value, -0.16997 (at x = -0.75179).
+const GELU_FLOOR: f32 = -0.17;
+
 struct RopeTables {
     cos: String,
     sin: String,
@@ -108,6 +111,7 @@ impl Emitter {
             wide_softmax,
             int_constants: Default::default(),
             norm_bounds: Default::default(),
+            floors: Default::default(),
             smoothed: Default::default(),
             int8: numerics.int8,
             quantized: Default::default(),
@@ -370,9 +374,9 @@ impl Emitter {
         // ops, not com.microsoft.MultiHeadAttention (0.79x to 1.36x their speed by shape, alone).
         let scale = 1.0 / (head_dim as f32).sqrt();
         let q_scale = if a.q_norm.is_some() { 1.0 } else { scale };
-        let q = self.linear(x, &a.q, q_scale)?;
-        let k = self.linear(x, &a.k, 1.0)?;
-        let v = self.linear(x, &a.v, 1.0)?;
+        let q = self.attention_projection(x, &a.q, q_scale)?;
+        let k = self.attention_projection(x, &a.k, 1.0)?;
+        let v = self.attention_projection(x, &a.v, 1.0)?;
         let q_heads = self.ints("shape", &[0, 0, heads, head_dim])?;
         let kv_shape = self.ints("shape", &[0, 0, kv_heads, head_dim])?;
         let mut q = self.op("Reshape", &[&q, &q_heads], vec![])?; // [batch, seq, heads, head_dim]
@@ -528,10 +532,11 @@ impl Emitter {
         match ffn {
             FeedForward::Activation { up, act, down } => {
                 let h = self.linear(x, up, 1.0)?;
-                let h = match act {
-                    Activation::Gelu => self.gelu(&h)?,
-                    Activation::Relu => self.op("Relu", &[&h], vec![])?,
+                let (h, floor) = match act {
+                    Activation::Gelu => (self.gelu(&h)?, GELU_FLOOR),
+                    Activation::Relu => (self.op("Relu", &[&h], vec![])?, 0.0),
                 };
+                self.floors.insert(h.clone(), floor);
                 self.down_projection(&h, down)
             }
             FeedForward::SwiGlu { up, gate, down } => {

@@ -1,8 +1,8 @@
 //! The int8 rules: projections quantised per output column at build time; activations
 //! quantised per row (token) in the graph, so that a text's vector does not depend on its
 //! batch-mates; ONNX Runtime's MatMulIntegerToFloat multiplies; calibration-free smoothing of
-//! norm outputs; the weights' signedness by the CPU (`Int8Scheme`); the FFN's down projection
-//! in float32.
+//! norm outputs; the weights' signedness and the activations' width by the CPU (`Int8Scheme`);
+//! the attention's first-position rows, and the FFN's down projection after SwiGLU, in float32.
 use ort::operator::Attribute;
 
 use super::plumbing::{Emitter, MS_DOMAIN};
@@ -11,8 +11,8 @@ use crate::error::Result;
 use crate::settings::{Int8Scheme, Precision};
 use crate::weights::Tensor;
 
-/// Largest weight magnitude in quantisation steps, and of a row of activations (symmetric
-/// around zero, so one level of 255 is unused: the zero point of both is exact).
+/// Largest weight magnitude in quantisation steps (symmetric around zero, so one level of 255
+/// is unused: the zero point is exact).
 const INT8_LEVELS: f32 = 127.0;
 /// How much of a channel's magnitude smoothing moves from the activations into the weights.
 /// Measured on MiniLM over 3,000 code symbols, min / 1st-percentile cosine to float32: 0.5 gave
@@ -22,12 +22,18 @@ const SMOOTHING: f32 = 0.3;
 /// ONNX's element type of uint8 tensors.
 const UINT8: i64 = 2;
 
-/// One activation tensor quantised per row: uint8 values around 128 and each row's scale.
+/// One activation tensor quantised per row: uint8 values and each row's scale.
 #[derive(Clone)]
 pub(super) struct QuantizedRows {
     values: String,
     /// `[batch, seq, 1]`
     scale: String,
+    /// The integer that stands for zero: 128 (64 in 7 bits) for a signed row, symmetric around
+    /// zero; 0 for one bounded below, which stands for its floor.
+    zero: u8,
+    /// What was taken from every value before quantising (a bounded row is shifted to start at
+    /// zero, so that all 256 levels cover its range); the projection adds it back to its bias.
+    floor: f32,
 }
 
 impl Emitter {
@@ -42,7 +48,7 @@ impl Emitter {
         let cols = w.shape[1];
         let scales = column_scales(w);
         let (weight, zero) = match self.int8 {
-            Int8Scheme::SignedWeights => {
+            Int8Scheme::SignedWeights | Int8Scheme::SignedWeightsNarrowActivations => {
                 let q: Vec<i8> = quantize(w, &scales, |v| v as i8);
                 (self.initializer("weight_int8", &w.shape, &q)?, None)
             }
@@ -52,11 +58,12 @@ impl Emitter {
                 (self.initializer("weight_uint8", &w.shape, &q)?, Some(zero))
             }
         };
-        let scale = self.floats("weight_scale", &[cols], &scales)?;
         let rows = self.quantized_rows(x)?;
+        let bias = shifted_bias(w, &scales, bias, rows.floor);
+        let scale = self.floats("weight_scale", &[cols], &scales)?;
         let one = self.scalar32(1.0)?;
-        let centre = self.initializer("centre", &[], &[128u8])?;
-        let mut inputs = vec![&rows.values, &weight, &one, &scale, &centre];
+        let row_zero = self.initializer("row_zero", &[], &[rows.zero])?;
+        let mut inputs = vec![&rows.values, &weight, &one, &scale, &row_zero];
         inputs.extend(zero.as_ref());
         let inputs: Vec<&str> = inputs.into_iter().map(String::as_str).collect();
         let product = self
@@ -65,35 +72,39 @@ impl Emitter {
         let y = self.op("Mul", &[&product, &rows.scale], vec![])?;
         match bias {
             Some(b) => {
-                let bias = self.floats("bias", &[cols], b)?;
+                let bias = self.floats("bias", &[cols], &b)?;
                 self.op("Add", &[&y, &bias], vec![])
             }
             None => Ok(y),
         }
     }
 
-    /// `x` (`[batch, seq, k]`) as uint8 `round(x / s) + 128` with `s = max|x| / 127` per row;
-    /// shared by every projection that reads `x`. Per-axis QuantizeLinear over the rows of a
+    /// `x` (`[batch, seq, k]`) as uint8 `round(x / s) + 128` with `s = max|x| / 127` per row
+    /// (`+ 64` and `/ 63` in 7 bits); shared by every projection that reads `x`. Per-axis QuantizeLinear over the rows of a
     /// `[rows, k]` view: one pass, where Div, Round, Add and Cast took four (measured 8 % slower
     /// per product at CodeRankEmbed's shapes).
     fn quantized_rows(&mut self, x: &str) -> Result<QuantizedRows> {
         if let Some(done) = self.quantized.get(x) {
             return Ok(done.clone());
         }
+        if let Some(&floor) = self.floors.get(x) {
+            return self.bounded_rows(x, floor);
+        }
         let high = self.op("ReduceMax", &[x], last_axis()?)?;
         let low = self.op("ReduceMin", &[x], last_axis()?)?;
         let low = self.op("Neg", &[&low], vec![])?;
         let tiny = self.scalar32(f32::MIN_POSITIVE)?;
         let bound = self.op("Max", &[&high, &low, &tiny], vec![])?;
-        let step = self.scalar32(1.0 / INT8_LEVELS)?;
+        let centre = 1u8 << (self.int8.activation_bits() - 1);
+        let step = self.scalar32(1.0 / f32::from(centre - 1))?;
         let scale = self.op("Mul", &[&bound, &step], vec![])?; // [batch, seq, 1]
         let flat = self.ints("shape", &[-1])?;
         let row_scale = self.op("Reshape", &[&scale, &flat], vec![])?; // [rows]
-                                                                       // the zero point must have the scale's shape: 128 for every row
+                                                                       // the zero point must have the scale's shape: the centre for every row
         let nought = self.scalar32(0.0)?;
         let zeroed = self.op("Mul", &[&row_scale, &nought], vec![])?;
-        let centre = self.scalar32(128.0)?;
-        let centred = self.op("Add", &[&zeroed, &centre], vec![])?;
+        let centre_value = self.scalar32(f32::from(centre))?;
+        let centred = self.op("Add", &[&zeroed, &centre_value], vec![])?;
         let zero_point = self.cast(&centred, UINT8)?;
         let last = vec![Attribute::new("axis", -1i64)?];
         let rows = self.op("Flatten", &[x], last)?; // [rows, k]
@@ -104,7 +115,51 @@ impl Emitter {
         )?;
         let shape = self.op("Shape", &[x], vec![])?;
         let values = self.op("Reshape", &[&values, &shape], vec![])?;
-        let done = QuantizedRows { values, scale };
+        let done = QuantizedRows {
+            values,
+            scale,
+            zero: centre,
+            floor: 0.0,
+        };
+        self.quantized.insert(x.to_string(), done.clone());
+        Ok(done)
+    }
+
+    /// `x` (`[batch, seq, k]`, never below `floor`) as uint8 `round((x - floor) / s)` with
+    /// `s = max(x - floor) / 255` per row (`/ 127` in 7 bits): twice the resolution of the
+    /// symmetric form, which leaves the negative half of its levels unused on a GELU or ReLU
+    /// output.
+    fn bounded_rows(&mut self, x: &str, floor: f32) -> Result<QuantizedRows> {
+        let shifted = if floor == 0.0 {
+            x.to_string()
+        } else {
+            let floor = self.scalar32(floor)?;
+            self.op("Sub", &[x, &floor], vec![])?
+        };
+        let high = self.op("ReduceMax", &[&shifted], last_axis()?)?;
+        let tiny = self.scalar32(f32::MIN_POSITIVE)?;
+        let bound = self.op("Max", &[&high, &tiny], vec![])?;
+        let top = (1u32 << self.int8.activation_bits()) - 1;
+        let step = self.scalar32(1.0 / top as f32)?;
+        let scale = self.op("Mul", &[&bound, &step], vec![])?; // [batch, seq, 1]
+        let flat = self.ints("shape", &[-1])?;
+        let row_scale = self.op("Reshape", &[&scale, &flat], vec![])?; // [rows]
+        let last = vec![Attribute::new("axis", -1i64)?];
+        let rows = self.op("Flatten", &[&shifted], last)?; // [rows, k]
+                                                           // no zero point: uint8 with zero at 0
+        let values = self.op(
+            "QuantizeLinear",
+            &[&rows, &row_scale],
+            vec![Attribute::new("axis", 0i64)?],
+        )?;
+        let shape = self.op("Shape", &[x], vec![])?;
+        let values = self.op("Reshape", &[&values, &shape], vec![])?;
+        let done = QuantizedRows {
+            values,
+            scale,
+            zero: 0,
+            floor,
+        };
         self.quantized.insert(x.to_string(), done.clone());
         Ok(done)
     }
@@ -128,18 +183,66 @@ impl Emitter {
         Ok(Some((y, factors)))
     }
 
-    /// The FFN's down projection stays float32 under int8: its input (after GELU or SwiGLU) is
-    /// heavy-tailed within each row. Measured on 600 code symbols (MiniLM, int8 weights, per-row
-    /// scales): quantised, min cosine to float32 0.9957 and 1st percentile 0.9965 at 2.2x float32
-    /// speed; float32, 0.9967 and 0.9972 at 1.6x. Calibration-free smoothing of the hidden
-    /// channels (bounds from the up weights) and per-block row scales did not close the gap, or
-    /// cost the speed (8 blocks: 0.9970 at 1.07x).
+    /// The FFN's down projection is int8 where its input is bounded below (GELU, ReLU), each
+    /// row's 256 levels spanning [floor, max]. Measured on MiniLM over 3,000 code symbols (min /
+    /// 1st percentile / mean of 1 - cosine to float32, corpus seconds; float32 took 43.5 s):
+    /// float32 down 0.99912 / 0.99934 / 4.3e-4 in 27.3 s; bounded int8 0.99848 / 0.99885 /
+    /// 7.7e-4 in 21.1 s; symmetric int8 0.99788 / 0.99842 / 1.0e-3 in 20.1 s. After SwiGLU
+    /// (signed, no floor) it stays float32: no real SwiGLU checkpoint is at hand to measure
+    /// its tails on, and NomicBert reaches 1.9x float32 without it.
     pub(super) fn down_projection(&mut self, h: &str, down: &Linear) -> Result<String> {
-        if self.precision != Precision::Int8 {
+        if self.floors.contains_key(h) {
             return self.linear(h, down, 1.0);
         }
+        self.float32_linear(h, down, 1.0)
+    }
+
+    /// One of the attention's input projections, with the first position's row in float32
+    /// under int8. That position is where attention sinks: BERT's [CLS], a decoder's first
+    /// token. Its normalised state is nearly one channel (MiniLM: one channel at 19x the row's
+    /// rms, every layer), so its per-row scale leaves the other channels a level or two, and
+    /// every token reads its value (25-42 % of MiniLM's attention from layer 1 on). Simulated in
+    /// numpy on MiniLM (value rows quantised, the rest exact), the first row gives 91 % of the
+    /// error of quantising them all. In the graph, over 3,000 code symbols, min / 1st-percentile
+    /// cosine to float32 (mean 1 - cosine): every row int8 0.99575 / 0.99673 (2.2e-3); the
+    /// value's first row float32 0.99848 / 0.99885 (7.7e-4); q's, k's and v's 0.99868 / 0.99894
+    /// (7.1e-4), and with 7-bit activations 0.99685 / 0.99782 against v's alone 0.99605 /
+    /// 0.99700. The up projection's first row as well gained 1e-4 of p1 for a copy of its
+    /// 4x wider output: not taken.
+    pub(super) fn attention_projection(
+        &mut self,
+        x: &str,
+        linear: &Linear,
+        scale: f32,
+    ) -> Result<String> {
+        let y = self.linear(x, linear, scale)?;
+        if self.precision != Precision::Int8 {
+            return Ok(y);
+        }
+        let first = self.positions(x, 0, 1)?;
+        let first = self.float32_linear(&first, linear, scale)?;
+        let rest = self.positions(&y, 1, i64::MAX)?;
+        self.op(
+            "Concat",
+            &[&first, &rest],
+            vec![Attribute::new("axis", 1i64)?],
+        )
+    }
+
+    /// Positions `start..end` of `x` (`[batch, seq, ..]`).
+    fn positions(&mut self, x: &str, start: i64, end: i64) -> Result<String> {
+        let start = self.ints("start", &[start])?;
+        let end = self.ints("end", &[end])?;
+        let axis = self.ints("axes", &[1])?;
+        self.op("Slice", &[x, &start, &end, &axis], vec![])
+    }
+
+    fn float32_linear(&mut self, x: &str, linear: &Linear, scale: f32) -> Result<String> {
+        if self.precision != Precision::Int8 {
+            return self.linear(x, linear, scale);
+        }
         self.precision = Precision::Float32;
-        let y = self.linear(h, down, 1.0);
+        let y = self.linear(x, linear, scale);
         self.precision = Precision::Int8;
         y
     }
@@ -168,6 +271,28 @@ fn column_scales(w: &Tensor) -> Vec<f32> {
         .collect()
 }
 
+/// The bias of a projection whose input was shifted down by `floor`: `x @ w = (x - floor) @ w +
+/// floor * (column sums of w)`, with `w` as the integer product sees it (quantised).
+fn shifted_bias(w: &Tensor, scales: &[f32], bias: Option<&[f32]>, floor: f32) -> Option<Vec<f32>> {
+    if floor == 0.0 {
+        return bias.map(<[f32]>::to_vec);
+    }
+    let cols = scales.len();
+    let mut sums = vec![0f64; cols];
+    for row in w.f32().chunks_exact(cols) {
+        for ((sum, v), s) in sums.iter_mut().zip(row).zip(scales) {
+            *sum += f64::from((v / s).round() * s);
+        }
+    }
+    let base = bias.map_or_else(|| vec![0.0; cols], <[f32]>::to_vec);
+    Some(
+        base.iter()
+            .zip(&sums)
+            .map(|(b, sum)| b + floor * *sum as f32)
+            .collect(),
+    )
+}
+
 fn quantize<T>(w: &Tensor, scales: &[f32], to: impl Fn(f32) -> T) -> Vec<T> {
     let cols = scales.len();
     w.f32()
@@ -175,4 +300,33 @@ fn quantize<T>(w: &Tensor, scales: &[f32], to: impl Fn(f32) -> T) -> Vec<T> {
         .enumerate()
         .map(|(i, v)| to((v / scales[i % cols]).round()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(x - floor) @ w + shifted bias` is `x @ w + bias` for `w` as quantised.
+    #[test]
+    fn a_shifted_input_keeps_its_product_through_the_bias() {
+        let w = Tensor::new(vec![3, 2], vec![0.5, -1.0, 0.25, 2.0, -0.75, 0.1]);
+        let scales = column_scales(&w);
+        let q: Vec<f32> = quantize(&w, &scales, |v| v);
+        let x = [0.3f32, -0.17, 2.0];
+        let floor = -0.17;
+        let bias = [0.1f32, -0.2];
+        let shifted = shifted_bias(&w, &scales, Some(&bias), floor).expect("a bias");
+        for col in 0..2 {
+            let product =
+                |x: &[f32]| -> f32 { (0..3).map(|r| x[r] * q[r * 2 + col] * scales[col]).sum() };
+            let moved: Vec<f32> = x.iter().map(|v| v - floor).collect();
+            let want = product(&x) + bias[col];
+            let got = product(&moved) + shifted[col];
+            assert!(
+                (want - got).abs() < 1e-6,
+                "column {col}: {got} against {want}"
+            );
+        }
+        assert_eq!(shifted_bias(&w, &scales, None, 0.0), None);
+    }
 }

@@ -35,6 +35,9 @@ pub(super) struct Emitter {
     pub(super) norm_bounds: std::collections::HashMap<String, Vec<f32>>,
     /// The smoothed copy of each LayerNorm output, shared by the projections that read it.
     pub(super) smoothed: std::collections::HashMap<String, (String, Vec<f32>)>,
+    /// The least value of each activation output that has one (GELU, ReLU): int8 quantises it
+    /// over [floor, max] per row.
+    pub(super) floors: std::collections::HashMap<String, f32>,
     /// How int8 projections multiply.
     pub(super) int8: crate::settings::Int8Scheme,
     /// Each activation quantised per row, shared by the projections that read it.
