@@ -8,6 +8,7 @@ const { execFileSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 const { buildCorpus } = require('./corpus');
+const { fidelity } = require('./fidelity');
 
 const ROOT = path.join(__dirname, '..');
 const CACHE = path.join(ROOT, '.cache', 'bench');
@@ -35,16 +36,6 @@ function makeProxy() {
   fs.writeFileSync(PROXY, bytes);
 }
 
-function cosines(a, b, dim) {
-  const out = [];
-  for (let r = 0; r < a.length / dim; r++) {
-    let dot = 0, na = 0, nb = 0;
-    for (let i = r * dim; i < (r + 1) * dim; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
-    out.push(dot / Math.sqrt(na * nb));
-  }
-  return out.sort((x, y) => x - y);
-}
-
 function run(library, model, texts, options, vectorsFile) {
   const job = path.join(CACHE, 'avx2-proxy-job.json');
   fs.writeFileSync(job, JSON.stringify({ texts, queries: [], fixed: texts.slice(0, 1), batches: [], modelDir: model, options: { threads: 2, maxLength: 256, backend: 'cpu', weights: 'safetensors', cache: false, ...options }, vectorsFile }));
@@ -52,11 +43,6 @@ function run(library, model, texts, options, vectorsFile) {
   const r = JSON.parse(out.trim().split('\n').pop());
   if (r.error) throw new Error(r.error);
   return r.corpus_s;
-}
-
-function read(file) {
-  const b = fs.readFileSync(file);
-  return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 }
 
 function main() {
@@ -80,11 +66,10 @@ function main() {
           best[label] = Math.min(best[label] ?? Infinity, seconds);
         }
       }
-      const fp32 = read(path.join(CACHE, 'avx2-proxy-fp32.f32'));
       const rows = {};
       for (const [label] of runs) {
-        const c = cosines(fp32, read(path.join(CACHE, `avx2-proxy-${label}.f32`)), m.dim);
-        rows[label] = { seconds: +best[label].toFixed(2), vsFp32: +(best.fp32 / best[label]).toFixed(2), minCos: +c[0].toFixed(5), p1Cos: +c[Math.floor(c.length * 0.01)].toFixed(5) };
+        const c = fidelity(path.join(CACHE, 'avx2-proxy-fp32.f32'), path.join(CACHE, `avx2-proxy-${label}.f32`), m.dim);
+        rows[label] = { seconds: +best[label].toFixed(2), vsFp32: +(best.fp32 / best[label]).toFixed(2), minCos: c.min, p1Cos: c.p1 };
       }
       result.runs[`${m.name} ${kind} kernels (${m.texts.length} symbols)`] = rows;
     }

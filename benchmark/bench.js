@@ -8,6 +8,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { buildCorpus, buildQueries } = require('./corpus');
+const { fidelity, percentile } = require('./fidelity');
 
 const ROOT = path.join(__dirname, '..');
 const CACHE = path.join(ROOT, '.cache', 'bench');
@@ -93,28 +94,10 @@ function withJobFile(job, fn) {
   }
 }
 
-/** Cosines between the rows of two raw float32 files of `dim`-wide unit vectors. */
-function fidelity(fileA, fileB, dim) {
-  if (!fs.existsSync(fileA) || !fs.existsSync(fileB)) return { min: null, p1: null, p50: null };
-  const read = (f) => { const b = fs.readFileSync(f); return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4); };
-  const [a, b] = [read(fileA), read(fileB)];
-  const cosines = [];
-  for (let r = 0; r < a.length / dim; r++) {
-    let dot = 0;
-    for (let k = r * dim; k < (r + 1) * dim; k++) dot += a[k] * b[k];
-    cosines.push(dot);
-  }
-  return { min: +percentile(cosines, 0).toFixed(5), p1: +percentile(cosines, 1).toFixed(5), p50: +percentile(cosines, 50).toFixed(5) };
-}
-
 const addon = (job) => withJobFile(job, (f) => runJson(process.execPath, [path.join(__dirname, 'peer_addon.js'), f]));
 const transformersJs = (job) => withJobFile(job, (f) => runJson(process.execPath, [path.join(__dirname, 'peer_transformers.js'), f], { cwd: __dirname }));
 const python = (job) => runJson(PYTHON, [path.join(__dirname, 'peer_python.py')], { input: JSON.stringify(job), env: { ...process.env, OMP_NUM_THREADS: String(THREADS), OPENBLAS_NUM_THREADS: String(THREADS) } });
 
-function percentile(values, p) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 /** This CPU's fp32 peak: cores x 2 FMA units x SIMD lanes x 2 FLOP x clock (2 FMA units assumed). */
 function cpuPeak() {

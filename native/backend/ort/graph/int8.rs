@@ -80,9 +80,7 @@ impl Emitter {
     }
 
     /// `x` (`[batch, seq, k]`) as uint8 `round(x / s) + 128` with `s = max|x| / 127` per row
-    /// (`+ 64` and `/ 63` in 7 bits); shared by every projection that reads `x`. Per-axis QuantizeLinear over the rows of a
-    /// `[rows, k]` view: one pass, where Div, Round, Add and Cast took four (measured 8 % slower
-    /// per product at CodeRankEmbed's shapes).
+    /// (`+ 64` and `/ 63` in 7 bits); shared by every projection that reads `x`.
     fn quantized_rows(&mut self, x: &str) -> Result<QuantizedRows> {
         if let Some(done) = self.quantized.get(x) {
             return Ok(done.clone());
@@ -93,36 +91,9 @@ impl Emitter {
         let high = self.op("ReduceMax", &[x], last_axis()?)?;
         let low = self.op("ReduceMin", &[x], last_axis()?)?;
         let low = self.op("Neg", &[&low], vec![])?;
-        let tiny = self.scalar32(f32::MIN_POSITIVE)?;
-        let bound = self.op("Max", &[&high, &low, &tiny], vec![])?;
         let centre = 1u8 << (self.int8.activation_bits() - 1);
-        let step = self.scalar32(1.0 / f32::from(centre - 1))?;
-        let scale = self.op("Mul", &[&bound, &step], vec![])?; // [batch, seq, 1]
-        let flat = self.ints("shape", &[-1])?;
-        let row_scale = self.op("Reshape", &[&scale, &flat], vec![])?; // [rows]
-                                                                       // the zero point must have the scale's shape: the centre for every row
-        let nought = self.scalar32(0.0)?;
-        let zeroed = self.op("Mul", &[&row_scale, &nought], vec![])?;
-        let centre_value = self.scalar32(f32::from(centre))?;
-        let centred = self.op("Add", &[&zeroed, &centre_value], vec![])?;
-        let zero_point = self.cast(&centred, UINT8)?;
-        let last = vec![Attribute::new("axis", -1i64)?];
-        let rows = self.op("Flatten", &[x], last)?; // [rows, k]
-        let values = self.op(
-            "QuantizeLinear",
-            &[&rows, &row_scale, &zero_point],
-            vec![Attribute::new("axis", 0i64)?],
-        )?;
-        let shape = self.op("Shape", &[x], vec![])?;
-        let values = self.op("Reshape", &[&values, &shape], vec![])?;
-        let done = QuantizedRows {
-            values,
-            scale,
-            zero: centre,
-            floor: 0.0,
-        };
-        self.quantized.insert(x.to_string(), done.clone());
-        Ok(done)
+        let bound = self.op("Max", &[&high, &low], vec![])?;
+        self.quantize_rows(x, x, &bound, centre - 1, centre, 0.0)
     }
 
     /// `x` (`[batch, seq, k]`, never below `floor`) as uint8 `round((x - floor) / s)` with
@@ -136,28 +107,55 @@ impl Emitter {
             let floor = self.scalar32(floor)?;
             self.op("Sub", &[x, &floor], vec![])?
         };
-        let high = self.op("ReduceMax", &[&shifted], last_axis()?)?;
+        let bound = self.op("ReduceMax", &[&shifted], last_axis()?)?;
+        let top = (1u16 << self.int8.activation_bits()) - 1;
+        self.quantize_rows(x, &shifted, &bound, top as u8, 0, floor)
+    }
+
+    /// `values` (`x`, or `x` shifted down by `floor`) as uint8 `round(v / s) + zero` with
+    /// `s = bound / levels` per row (`bound`: `[batch, seq, 1]`), remembered as `x`'s. Per-axis
+    /// QuantizeLinear over the rows of a `[rows, k]` view: one pass, where Div, Round, Add and
+    /// Cast took four (measured 8 % slower per product at CodeRankEmbed's shapes).
+    fn quantize_rows(
+        &mut self,
+        x: &str,
+        values: &str,
+        bound: &str,
+        levels: u8,
+        zero: u8,
+        floor: f32,
+    ) -> Result<QuantizedRows> {
         let tiny = self.scalar32(f32::MIN_POSITIVE)?;
-        let bound = self.op("Max", &[&high, &tiny], vec![])?;
-        let top = (1u32 << self.int8.activation_bits()) - 1;
-        let step = self.scalar32(1.0 / top as f32)?;
+        let bound = self.op("Max", &[bound, &tiny], vec![])?;
+        let step = self.scalar32(1.0 / f32::from(levels))?;
         let scale = self.op("Mul", &[&bound, &step], vec![])?; // [batch, seq, 1]
         let flat = self.ints("shape", &[-1])?;
         let row_scale = self.op("Reshape", &[&scale, &flat], vec![])?; // [rows]
+        let mut inputs = vec![row_scale.clone()];
+        if zero != 0 {
+            // the zero point must have the scale's shape: `zero` for every row
+            let nought = self.scalar32(0.0)?;
+            let zeroed = self.op("Mul", &[&row_scale, &nought], vec![])?;
+            let zero = self.scalar32(f32::from(zero))?;
+            let zero = self.op("Add", &[&zeroed, &zero], vec![])?;
+            inputs.push(self.cast(&zero, UINT8)?);
+        }
         let last = vec![Attribute::new("axis", -1i64)?];
-        let rows = self.op("Flatten", &[&shifted], last)?; // [rows, k]
-                                                           // no zero point: uint8 with zero at 0
-        let values = self.op(
+        let rows = self.op("Flatten", &[values], last)?; // [rows, k]
+        let mut operands = vec![rows.as_str()];
+        operands.extend(inputs.iter().map(String::as_str));
+        // without a zero point, QuantizeLinear makes uint8 with zero at 0
+        let quantized = self.op(
             "QuantizeLinear",
-            &[&rows, &row_scale],
+            &operands,
             vec![Attribute::new("axis", 0i64)?],
         )?;
         let shape = self.op("Shape", &[x], vec![])?;
-        let values = self.op("Reshape", &[&values, &shape], vec![])?;
+        let values = self.op("Reshape", &[&quantized, &shape], vec![])?;
         let done = QuantizedRows {
             values,
             scale,
-            zero: 0,
+            zero,
             floor,
         };
         self.quantized.insert(x.to_string(), done.clone());
