@@ -124,7 +124,8 @@ impl Int8Scheme {
         };
         format!(
             "{} ({}-bit u8 activations per row x {weights} weights per column; the attention's \
-             first-position rows, and the FFN down projection after SwiGLU, in float32; CPU {})",
+             first-position rows quantised twice; the FFN down projection after SwiGLU in \
+             float32; CPU {})",
             self.name(),
             self.activation_bits(),
             crate::cpu::features()

@@ -88,21 +88,30 @@ fn int8_with(scheme: &str) -> Options {
 /// dtype 'int8' quantises the projections' weights per column and each activation row (token)
 /// on its own scale, so even texts of one or two tokens stay close (with one scale per batch
 /// they fell to 0.990). Every scheme, whatever this CPU would choose. Measured with 8-bit
-/// activations: 0.99914 at least, 0.99454 for the empty text (0.99790 and 0.99017 before the
-/// attention's first-position rows were computed in float32); 7-bit (`s8a7`) loses more.
+/// activations: 0.99904 at least, 0.99404 for the empty text (0.99790 and 0.99017 before the
+/// attention's first-position rows were quantised twice); 7-bit (`s8a7`) loses more. `s8`
+/// without VNNI saturates ONNX Runtime's 16-bit pair sums (AVX2 kernels: 0.99721 at least),
+/// which is why `auto` never picks it there.
 #[test]
 fn int8_stays_close_to_float32_in_every_scheme() {
     let texts = common::texts();
     let float32 = in_dtype("float32", &texts);
-    for scheme in ["s8", "s8a7", "u8"] {
+    let exact_s8 = semantic_search_native::cpu::has_vnni();
+    for scheme in ["u8", "s8a7", "s8"] {
         let int8 = in_options("int8", int8_with(scheme), &texts);
-        for (i, text) in texts.iter().enumerate() {
-            let cosine = common::cosine(&float32[i], &int8[i]);
-            let bound = match (scheme, text.len() > 1) {
-                ("s8a7", true) => 0.997,
-                ("s8a7", false) => 0.98,
-                (_, true) => 0.999,
-                (_, false) => 0.994,
+        let cosines: Vec<f32> = float32
+            .iter()
+            .zip(&int8)
+            .map(|(x, y)| common::cosine(x, y))
+            .collect();
+        println!("{scheme}: int8 cosine to float32 {cosines:?}");
+        for (text, &cosine) in texts.iter().zip(&cosines) {
+            let narrow = scheme == "s8a7" || (scheme == "s8" && !exact_s8);
+            let bound = match (narrow, text.len() > 1) {
+                (true, true) => 0.996,
+                (true, false) => 0.98,
+                (false, true) => 0.9985,
+                (false, false) => 0.993,
             };
             assert!(
                 cosine >= bound,
@@ -121,11 +130,19 @@ fn int8_stays_close_to_float32_in_every_scheme() {
     }
 }
 
-/// Per-row activation scales: a text's int8 vector is the same alone and among others, to the
-/// float32 bound that every dtype keeps (measured: 9e-8).
+/// Per-row activation scales: a text's int8 vector is the same alone and in a 300-text call, whose
+/// micro-batches put it beside other texts and other padding, to the float32 bound that every
+/// dtype keeps (measured: 9e-8).
 #[test]
 fn int8_vectors_do_not_depend_on_their_batch() {
     let texts = common::texts();
+    let spacing = 40;
+    let call: Vec<String> = (0..300)
+        .map(|j| match texts.get(j / spacing) {
+            Some(text) if j % spacing == 0 => text.clone(),
+            _ => format!("fn item_{j}() {} ", "{ step(); } ".repeat(j % 37)),
+        })
+        .collect();
     for scheme in ["s8", "s8a7", "u8"] {
         let engine = Engine::load(&model_dir(), &int8_with(scheme)).expect("loads");
         let described = engine
@@ -134,15 +151,18 @@ fn int8_vectors_do_not_depend_on_their_batch() {
             .clone()
             .expect("int8 reports its scheme");
         assert!(described.starts_with(scheme), "{described}");
-        let together = common::rows(&engine, &texts, false);
+        let together = common::rows(&engine, &call, false);
+        let mut worst = 0f32;
         for (i, text) in texts.iter().enumerate() {
             let alone = common::rows(&engine, std::slice::from_ref(text), false);
-            let moved = common::max_abs_diff(&alone[0], &together[i]);
+            let moved = common::max_abs_diff(&alone[0], &together[i * spacing]);
             assert!(
                 moved <= 1e-5,
                 "{scheme}: int8 moved {moved} with its batch for {text:?}"
             );
+            worst = worst.max(moved);
         }
+        println!("{scheme}: alone vs in a call of 300, max |Δ| {worst:e}");
     }
 }
 

@@ -6,6 +6,7 @@ use ort::memory::Allocator;
 use ort::operator::Attribute;
 use ort::value::{Shape, Tensor as OrtTensor};
 
+use super::int8::FirstRow;
 use super::plumbing::{int64_matrix, Emitter, FLOAT, FLOAT16};
 use crate::arch::{
     Activation, Attention, Encoder, FeedForward, Layer, Linear, Mask, Norm, NormKind, Residual,
@@ -86,6 +87,12 @@ pub fn model(
     g.finish(encoder.hidden, token_states)
 }
 
+/// A projection's bias times `scale` (a query scaled by 1/sqrt(head size) folds it in).
+pub(super) fn scaled_bias(linear: &Linear, scale: f32) -> Option<Vec<f32>> {
+    let bias = linear.bias.as_ref()?;
+    Some(bias.f32().iter().map(|v| v * scale).collect())
+}
+
 /// Just below GELU's least value, -0.16997 (at x = -0.75179).
 const GELU_FLOOR: f32 = -0.17;
 
@@ -115,6 +122,7 @@ impl Emitter {
             smoothed: Default::default(),
             int8: numerics.int8,
             quantized: Default::default(),
+            first_rows: Default::default(),
         };
         g.seq_len = g.op(
             "Shape",
@@ -259,26 +267,10 @@ impl Emitter {
 
     /// `x @ weight^T * scale + bias * scale`; the weight is transposed once, here.
     pub(super) fn linear(&mut self, x: &str, linear: &Linear, scale: f32) -> Result<String> {
-        let bias: Option<Vec<f32>> = linear
-            .bias
-            .as_ref()
-            .map(|b| b.f32().iter().map(|v| v * scale).collect());
         if self.precision == Precision::Int8 {
-            // widened once here: the quantiser reads it twice
-            let mut w = linear.weight.transposed();
-            let values = w.f32_mut();
-            if scale != 1.0 {
-                values.iter_mut().for_each(|v| *v *= scale);
-            }
-            if let Some((smoothed, factors)) = self.smoothed(x)? {
-                let cols = w.shape[1];
-                for (row, f) in w.f32_mut().chunks_exact_mut(cols).zip(&factors) {
-                    row.iter_mut().for_each(|v| *v *= f);
-                }
-                return self.quantized_linear(&smoothed, &w, bias.as_deref());
-            }
-            return self.quantized_linear(x, &w, bias.as_deref());
+            return self.int8_linear(x, linear, scale, FirstRow::AsTheRest);
         }
+        let bias = scaled_bias(linear, scale);
         let w = &linear.weight;
         let shape = [w.shape[1], w.shape[0]];
         let weight = self.floats_with("weight", &shape, |out| w.transpose_into(scale, out))?;

@@ -2,10 +2,12 @@
 //! quantised per row (token) in the graph, so that a text's vector does not depend on its
 //! batch-mates; ONNX Runtime's MatMulIntegerToFloat multiplies; calibration-free smoothing of
 //! norm outputs; the weights' signedness and the activations' width by the CPU (`Int8Scheme`);
-//! the attention's first-position rows, and the FFN's down projection after SwiGLU, in float32.
+//! the attention's first-position rows quantised twice (the row, then what it left out); the
+//! FFN's down projection after SwiGLU in float32.
 use ort::operator::Attribute;
 
-use super::plumbing::{Emitter, MS_DOMAIN};
+use super::emit::scaled_bias;
+use super::plumbing::{Emitter, FLOAT, MS_DOMAIN};
 use crate::arch::Linear;
 use crate::error::Result;
 use crate::settings::{Int8Scheme, Precision};
@@ -36,14 +38,57 @@ pub(super) struct QuantizedRows {
     floor: f32,
 }
 
+/// A projection's weight as the integer product reads it.
+struct QuantizedWeight {
+    values: String,
+    /// Each output column's scale.
+    scale: String,
+    /// The uint8 form's zero point (128); none for int8.
+    zero: Option<String>,
+}
+
+/// How a projection treats the first position's row (see `attention_projection`).
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum FirstRow {
+    AsTheRest,
+    /// Quantised twice: the row, then what its quantisation left out.
+    Refined,
+}
+
 impl Emitter {
+    /// The int8 form of `linear` (its weight and bias times `scale`), reading `x` smoothed where
+    /// it is a norm's output.
+    pub(super) fn int8_linear(
+        &mut self,
+        x: &str,
+        linear: &Linear,
+        scale: f32,
+        first: FirstRow,
+    ) -> Result<String> {
+        let bias = scaled_bias(linear, scale);
+        // widened once here: the quantiser reads it twice
+        let mut w = linear.weight.transposed();
+        if scale != 1.0 {
+            w.f32_mut().iter_mut().for_each(|v| *v *= scale);
+        }
+        let Some((smoothed, factors)) = self.smoothed(x)? else {
+            return self.quantized_linear(x, &w, bias.as_deref(), first);
+        };
+        let cols = w.shape[1];
+        for (row, f) in w.f32_mut().chunks_exact_mut(cols).zip(&factors) {
+            row.iter_mut().for_each(|v| *v *= f);
+        }
+        self.quantized_linear(&smoothed, &w, bias.as_deref(), first)
+    }
+
     /// `x @ w + bias` for `w` (`[in, out]`) quantised symmetrically per output column, `x`
     /// per row: `(q_x @ q_w) * scale_w` by MatMulIntegerToFloat, then times each row's scale.
-    pub(super) fn quantized_linear(
+    fn quantized_linear(
         &mut self,
         x: &str,
         w: &Tensor,
         bias: Option<&[f32]>,
+        first: FirstRow,
     ) -> Result<String> {
         let cols = w.shape[1];
         let scales = column_scales(w);
@@ -61,15 +106,24 @@ impl Emitter {
         let rows = self.quantized_rows(x)?;
         let bias = shifted_bias(w, &scales, bias, rows.floor);
         let scale = self.floats("weight_scale", &[cols], &scales)?;
-        let one = self.scalar32(1.0)?;
-        let row_zero = self.initializer("row_zero", &[], &[rows.zero])?;
-        let mut inputs = vec![&rows.values, &weight, &one, &scale, &row_zero];
-        inputs.extend(zero.as_ref());
-        let inputs: Vec<&str> = inputs.into_iter().map(String::as_str).collect();
-        let product = self
-            .ops_in(MS_DOMAIN, "MatMulIntegerToFloat", &inputs, vec![], 1)?
-            .remove(0);
-        let y = self.op("Mul", &[&product, &rows.scale], vec![])?;
+        let weight = QuantizedWeight {
+            values: weight,
+            scale,
+            zero,
+        };
+        let mut y = self.integer_product(&rows, &weight)?;
+        if first == FirstRow::Refined {
+            let residual = self.first_row_residual(x)?;
+            let correction = self.integer_product(&residual, &weight)?;
+            let head = self.positions(&y, 0, 1)?;
+            let head = self.op("Add", &[&head, &correction], vec![])?;
+            let rest = self.positions(&y, 1, i64::MAX)?;
+            y = self.op(
+                "Concat",
+                &[&head, &rest],
+                vec![Attribute::new("axis", 1i64)?],
+            )?;
+        }
         match bias {
             Some(b) => {
                 let bias = self.floats("bias", &[cols], &b)?;
@@ -77,6 +131,47 @@ impl Emitter {
             }
             None => Ok(y),
         }
+    }
+
+    /// `rows @ weight` in float32: MatMulIntegerToFloat, times each row's scale.
+    fn integer_product(
+        &mut self,
+        rows: &QuantizedRows,
+        weight: &QuantizedWeight,
+    ) -> Result<String> {
+        let one = self.scalar32(1.0)?;
+        let row_zero = self.initializer("row_zero", &[], &[rows.zero])?;
+        let mut inputs = vec![&rows.values, &weight.values, &one, &weight.scale, &row_zero];
+        inputs.extend(weight.zero.as_ref());
+        let inputs: Vec<&str> = inputs.into_iter().map(String::as_str).collect();
+        let product = self
+            .ops_in(MS_DOMAIN, "MatMulIntegerToFloat", &inputs, vec![], 1)?
+            .remove(0);
+        self.op("Mul", &[&product, &rows.scale], vec![])
+    }
+
+    /// What quantising `x`'s first position left out, `x[:, 0] - dequantised`, quantised per
+    /// row in turn; shared by the projections that read `x`.
+    fn first_row_residual(&mut self, x: &str) -> Result<QuantizedRows> {
+        if let Some(done) = self.first_rows.get(x) {
+            return Ok(done.clone());
+        }
+        let rows = self.quantized_rows(x)?;
+        let levels = self.positions(&rows.values, 0, 1)?;
+        let levels = self.cast(&levels, FLOAT)?;
+        let offset = self.scalar32(f32::from(rows.zero))?;
+        let centred = self.op("Sub", &[&levels, &offset], vec![])?;
+        let scale = self.positions(&rows.scale, 0, 1)?;
+        let mut kept = self.op("Mul", &[&centred, &scale], vec![])?;
+        if rows.floor != 0.0 {
+            let floor = self.scalar32(rows.floor)?;
+            kept = self.op("Add", &[&kept, &floor], vec![])?;
+        }
+        let first = self.positions(x, 0, 1)?;
+        let residual = self.op("Sub", &[&first, &kept], vec![])?;
+        let done = self.quantized_rows(&residual)?;
+        self.first_rows.insert(x.to_string(), done.clone());
+        Ok(done)
     }
 
     /// `x` (`[batch, seq, k]`) as uint8 `round(x / s) + 128` with `s = max|x| / 127` per row
@@ -195,36 +290,27 @@ impl Emitter {
         self.float32_linear(h, down, 1.0)
     }
 
-    /// One of the attention's input projections, with the first position's row in float32
+    /// One of the attention's input projections, with the first position's row quantised twice
     /// under int8. That position is where attention sinks: BERT's [CLS], a decoder's first
     /// token. Its normalised state is nearly one channel (MiniLM: one channel at 19x the row's
     /// rms, every layer), so its per-row scale leaves the other channels a level or two, and
     /// every token reads its value (25-42 % of MiniLM's attention from layer 1 on). Simulated in
     /// numpy on MiniLM (value rows quantised, the rest exact), the first row gives 91 % of the
-    /// error of quantising them all. In the graph, over 3,000 code symbols, min / 1st-percentile
-    /// cosine to float32 (mean 1 - cosine): every row int8 0.99575 / 0.99673 (2.2e-3); the
-    /// value's first row float32 0.99848 / 0.99885 (7.7e-4); q's, k's and v's 0.99868 / 0.99894
-    /// (7.1e-4), and with 7-bit activations 0.99685 / 0.99782 against v's alone 0.99605 /
-    /// 0.99700. The up projection's first row as well gained 1e-4 of p1 for a copy of its
-    /// 4x wider output: not taken.
+    /// error of quantising them all. The second pass quantises what the first left out, with
+    /// the same int8 weights, so no float32 copy of them is held. In the graph, over 3,000 code
+    /// symbols, min / 1st-percentile cosine to float32 (mean 1 - cosine): every row once
+    /// 0.99575 / 0.99673 (2.2e-3); q's, k's and v's first rows in float32 0.99868 / 0.99894
+    /// (7.1e-4), which held a float32 copy of those weights (Qodo-shaped: 353 MB).
     pub(super) fn attention_projection(
         &mut self,
         x: &str,
         linear: &Linear,
         scale: f32,
     ) -> Result<String> {
-        let y = self.linear(x, linear, scale)?;
         if self.precision != Precision::Int8 {
-            return Ok(y);
+            return self.linear(x, linear, scale);
         }
-        let first = self.positions(x, 0, 1)?;
-        let first = self.float32_linear(&first, linear, scale)?;
-        let rest = self.positions(&y, 1, i64::MAX)?;
-        self.op(
-            "Concat",
-            &[&first, &rest],
-            vec![Attribute::new("axis", 1i64)?],
-        )
+        self.int8_linear(x, linear, scale, FirstRow::Refined)
     }
 
     /// Positions `start..end` of `x` (`[batch, seq, ..]`).

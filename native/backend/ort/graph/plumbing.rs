@@ -42,6 +42,8 @@ pub(super) struct Emitter {
     pub(super) int8: crate::settings::Int8Scheme,
     /// Each activation quantised per row, shared by the projections that read it.
     pub(super) quantized: std::collections::HashMap<String, super::int8::QuantizedRows>,
+    /// The second quantisation of each activation's first position (`first_row_residual`).
+    pub(super) first_rows: std::collections::HashMap<String, super::int8::QuantizedRows>,
 }
 
 pub(super) fn int64_matrix(name: &str) -> Outlet {
