@@ -95,6 +95,7 @@ function withJobFile(job, fn) {
 }
 
 const addon = (job) => withJobFile(job, (f) => runJson(process.execPath, [path.join(__dirname, 'peer_addon.js'), f]));
+const int8Interleaved = (job) => withJobFile(job, (f) => runJson(process.execPath, [path.join(__dirname, 'peer_int8.js'), f]));
 const transformersJs = (job) => withJobFile(job, (f) => runJson(process.execPath, [path.join(__dirname, 'peer_transformers.js'), f], { cwd: __dirname }));
 const python = (job) => runJson(PYTHON, [path.join(__dirname, 'peer_python.py')], { input: JSON.stringify(job), env: { ...process.env, OMP_NUM_THREADS: String(THREADS), OPENBLAS_NUM_THREADS: String(THREADS) } });
 
@@ -297,6 +298,11 @@ function main() {
   measure('addon NomicBert fp32', nomicSet, (c) => addon({ ...c, modelDir: models.nomic, options: { ...addonOptions, weights: 'safetensors' }, vectorsFile: vectorsOf('nomic-fp32') }));
   measure('addon NomicBert int8', nomicSet, (c) => addon({ ...c, modelDir: models.nomic, options: { ...addonOptions, weights: 'safetensors', dtype: 'int8' }, vectorsFile: vectorsOf('nomic-int8') }));
   const nomicInt8Fidelity = fidelity(vectorsOf('nomic-fp32'), vectorsOf('nomic-int8'), 768);
+  log('running int8 against fp32 interleaved in one process: MiniLM on the corpus, NomicBert on every 4th symbol ...');
+  const interleaved = {
+    minilm: int8Interleaved({ texts, modelDir: models.dir, options: { ...addonOptions, weights: 'safetensors' } }),
+    nomicBert: int8Interleaved({ texts: nomicSet.texts, modelDir: models.nomic, options: { ...addonOptions, weights: 'safetensors' } }),
+  };
   measure('transformers.js fp32', corpus, (c) => transformersJs({ ...c, modelRoot: CACHE, modelName: 'minilm', dtype: 'fp32', threads: THREADS }));
   measure('python onnxruntime fp32', corpus, (c) => python({ ...c, ...pythonJob, onnx: models.fp32 }));
   measure('bare onnxruntime sorted', corpus, (c) => python({ ...c, ...pythonJob, onnx: models.fp32, sorted: true }));
@@ -330,7 +336,8 @@ function main() {
     pythonOnnxruntime: ratio('addon fp32', 'python onnxruntime fp32'),
     bareSorted: ratio('addon fp32', 'bare onnxruntime sorted'),
     int8DynamicVsFp32: ratio('addon int8 dynamic', 'addon fp32'),
-    int8VsFp32: { minilm: ratio('addon int8 dynamic', 'addon fp32'), nomicBert: ratio('addon NomicBert int8', 'addon NomicBert fp32') },
+    int8VsFp32: { minilm: interleaved.minilm.ratio, nomicBert: interleaved.nomicBert.ratio },
+    int8VsFp32SeparateRuns: { minilm: ratio('addon int8 dynamic', 'addon fp32'), nomicBert: ratio('addon NomicBert int8', 'addon NomicBert fp32') },
     int8MinCos: { minilm: int8Fidelity.min, nomicBert: nomicInt8Fidelity.min },
     transformersJsInt8: ratio('addon int8 ONNX file', 'transformers.js int8'),
     queryVsBareSessionRun: +((runs['addon fp32'] || {}).queryMsP50 / bare.sessionRunMsP50).toFixed(2),
@@ -342,8 +349,10 @@ function main() {
   console.log('fastembed: not run: it downloads its models from a model hub at run time and cannot load a local snapshot offline');
   console.log(`ratios (addon fp32 / peer, whole-corpus items/s, same weights): transformers.js ${ratios.transformersJs}x, python onnxruntime ${ratios.pythonOnnxruntime}x, bare onnxruntime sorted ${ratios.bareSorted}x; int8 ONNX file: addon / transformers.js ${ratios.transformersJsInt8}x`);
   console.log(`single query p50: addon ${(runs['addon fp32'] || {}).queryMsP50} ms (tokenisation included), bare session.run ${bare.sessionRunMsP50} ms: ${ratios.queryVsBareSessionRun}x; tokenising the whole corpus takes ${bare.tokenizeSeconds == null ? '?' : bare.tokenizeSeconds.toFixed(2)} s`);
-  console.log(`addon int8 dynamic (dtype 'int8' from safetensors): ${ratios.int8DynamicVsFp32}x addon fp32; cosine to fp32 over the corpus: min ${int8Fidelity.min}, p1 ${int8Fidelity.p1}, median ${int8Fidelity.p50}; scheme ${(runs['addon int8 dynamic'] || {}).int8Scheme}`);
-  console.log(`NomicBert (CodeRankEmbed-shaped, random weights) on every ${NOMIC_EVERY}th symbol: int8 ${ratios.int8VsFp32.nomicBert}x fp32 (cpu flags: ${peak.flags.join(' ')}); cosine to fp32 min ${nomicInt8Fidelity.min}, p1 ${nomicInt8Fidelity.p1}`);
+  const abLine = (r) => (r.error ? `failed: ${r.error.slice(0, 200)}` : `${r.ratio}x fp32 (fp32 ${r.fp32} s, int8 ${r.int8} s)`);
+  console.log(`int8 (dtype 'int8' from safetensors) against fp32, interleaved in one process by chunks of 100 texts (cpu flags: ${peak.flags.join(' ')}): MiniLM ${abLine(interleaved.minilm)}; NomicBert ${abLine(interleaved.nomicBert)}; scheme ${(runs['addon int8 dynamic'] || {}).int8Scheme}`);
+  console.log(`MiniLM int8 in the runs above, each in its own process: ${ratios.int8VsFp32SeparateRuns.minilm}x fp32; cosine to fp32 over the corpus: min ${int8Fidelity.min}, p1 ${int8Fidelity.p1}, median ${int8Fidelity.p50}`);
+  console.log(`NomicBert (CodeRankEmbed-shaped, random weights) on every ${NOMIC_EVERY}th symbol, each in its own process: int8 ${ratios.int8VsFp32SeparateRuns.nomicBert}x fp32; cosine to fp32 min ${nomicInt8Fidelity.min}, p1 ${nomicInt8Fidelity.p1}`);
   console.log(`quantisation: exportOnnx of the CodeRankEmbed-shaped model (read, build, write) takes ${exported.int8.seconds} s in int8 (${exported.int8.mb} MB written; quantising all 72 projections is within it, bound 2 s), ${exported.fp32.seconds} s in fp32 (${exported.fp32.mb} MB)`);
   for (const [run, q] of Object.entries({ fp32: qodo.fp32, int8: qodo.int8, 'fp32 cache off': qodo.fp32CacheOff })) {
     if (q.error) {
@@ -379,7 +388,7 @@ function main() {
   }
   console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (JSON_OUT) {
-    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, exported, qodo, seeds, coldStart: { table: coldStart, ratios: coldRatios }, memory, runs, ratios, int8Fidelity, nomicInt8Fidelity, int8Scheme: (runs['addon int8 dynamic'] || {}).int8Scheme, cpuFlags: peak.flags }));
+    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, exported, qodo, seeds, coldStart: { table: coldStart, ratios: coldRatios }, memory, runs, ratios, interleaved, int8Fidelity, nomicInt8Fidelity, int8Scheme: (runs['addon int8 dynamic'] || {}).int8Scheme, cpuFlags: peak.flags }));
   }
 }
 
