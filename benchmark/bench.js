@@ -253,7 +253,7 @@ function coldStartTable(models) {
   table['addon, cached'] = coldStarts(5, process.execPath, addonJob({}));
   table['addon, cache off'] = coldStarts(3, process.execPath, addonJob({ cache: false }));
   table['addon int8, cached'] = coldStarts(5, process.execPath, addonJob({ dtype: 'int8' }), (i) => i === 0 && runJson(process.execPath, addonJob({ dtype: 'int8' })));
-  // quantisation happens at init only without a cache entry: this start bounds it
+  // without a cache entry int8 quantises at init, within this start
   table['addon int8, cache off'] = coldStarts(3, process.execPath, addonJob({ dtype: 'int8', cache: false }));
   table['transformers.js'] = coldStarts(5, process.execPath, node({ runner: 'transformers.js', modelRoot: CACHE, modelName: 'nomic-onnx', threads: THREADS }));
   const py = { onnx: path.join(models.nomicOnnx, 'onnx', 'model.onnx'), tokenizer: path.join(models.nomic, 'tokenizer.json'), threads: THREADS };
@@ -335,7 +335,6 @@ function main() {
     transformersJs: ratio('addon fp32', 'transformers.js fp32'),
     pythonOnnxruntime: ratio('addon fp32', 'python onnxruntime fp32'),
     bareSorted: ratio('addon fp32', 'bare onnxruntime sorted'),
-    int8DynamicVsFp32: ratio('addon int8 dynamic', 'addon fp32'),
     int8VsFp32: { minilm: interleaved.minilm.ratio, nomicBert: interleaved.nomicBert.ratio },
     int8VsFp32SeparateRuns: { minilm: ratio('addon int8 dynamic', 'addon fp32'), nomicBert: ratio('addon NomicBert int8', 'addon NomicBert fp32') },
     int8MinCos: { minilm: int8Fidelity.min, nomicBert: nomicInt8Fidelity.min },
@@ -377,7 +376,7 @@ function main() {
   const coldRatios = { cachedVsTransformersJs: +(cached.medianMs / tjs.medianMs).toFixed(2), firstVsCacheOff: +(coldStart['addon, first start (writes the cache)'].medianMs / coldStart['addon, cache off'].medianMs).toFixed(2) };
   console.log(`cached start / transformers.js (medians): ${coldRatios.cachedVsTransformersJs}x; first start (writing the cache) / cache off: ${coldRatios.firstVsCacheOff}x`);
   const int8Off = coldStart['addon int8, cache off'];
-  if (!int8Off.error) console.log(`int8 without a cache quantises at init: its whole start (graph, quantisation, ONNX Runtime's session) takes ${int8Off.medianMs} ms (median), the bound for quantisation 2,000 ms`);
+  if (!int8Off.error) console.log(`int8 start without a cache (graph, quantisation, ONNX Runtime's session): ${int8Off.medianMs} ms (median)`);
   const memory = { weightsMb, fp32LoadedMb: cached.loadedRssMb, int8LoadedMb: coldStart['addon int8, cached'].loadedRssMb, fp32Bound: Math.round(1.15 * weightsMb + 150), int8Bound: Math.round(0.45 * weightsMb + 150) };
   console.log(`resident after init (cached): fp32 ${memory.fp32LoadedMb} MB (bound 1.15 x weights + 150 = ${memory.fp32Bound}), int8 ${memory.int8LoadedMb} MB (bound 0.45 x weights + 150 = ${memory.int8Bound})`);
   console.log(`cpu flags: ${peak.flags.join(' ') || 'none of avx2, avx512f, avx512_vnni, avx_vnni, avx512_bf16'}`);

@@ -105,8 +105,8 @@ fn int8_stays_close_to_float32_in_every_scheme() {
             .map(|(x, y)| common::cosine(x, y))
             .collect();
         println!("{scheme}: int8 cosine to float32 {cosines:?}");
+        let narrow = scheme == "s8a7" || (scheme == "s8" && !exact_s8);
         for (text, &cosine) in texts.iter().zip(&cosines) {
-            let narrow = scheme == "s8a7" || (scheme == "s8" && !exact_s8);
             let bound = match (narrow, text.len() > 1) {
                 (true, true) => 0.996,
                 (true, false) => 0.98,
