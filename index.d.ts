@@ -195,6 +195,12 @@ export interface ModelInfo {
    * model's pool of `threads`.
    */
   threadPool: 'shared' | 'own'
+  /**
+   * How many micro-batches of one call run at once, each on one thread: `threads` for a CPU
+   * graph built from `model.safetensors` (a single micro-batch, such as one query, still
+   * has every thread); 1 otherwise.
+   */
+  lanes: number
   batchTokens: number
   /** The GPU memory cap in bytes, when one was set. */
   gpuMemoryLimit?: number

@@ -166,6 +166,10 @@ pub struct ModelInfo {
     /// model's pool of `threads`.
     #[napi(ts_type = "'shared' | 'own'")]
     pub thread_pool: String,
+    /// How many micro-batches of one call run at once, each on one thread: `threads` for a CPU
+    /// graph built from `model.safetensors` (a single micro-batch, such as one query, still
+    /// has every thread); 1 otherwise.
+    pub lanes: u32,
     pub batch_tokens: u32,
     /// The GPU memory cap in bytes, when one was set.
     pub gpu_memory_limit: Option<f64>,
@@ -224,6 +228,7 @@ impl From<&Info> for ModelInfo {
             ort_library: i.ort_library.clone(),
             threads: i.threads as u32,
             thread_pool: if i.own_thread_pool { "own" } else { "shared" }.into(),
+            lanes: i.lanes as u32,
             batch_tokens: i.batch_tokens as u32,
             gpu_memory_limit: i.gpu_memory_limit.map(|b| b as f64),
             cuda_unavailable: i.cuda_unavailable.clone(),

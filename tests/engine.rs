@@ -133,16 +133,23 @@ fn int8_stays_close_to_float32_in_every_scheme() {
 /// Per-row activation scales: a text's int8 vector is the same alone and in a 300-text call, whose
 /// micro-batches put it beside other texts and other padding, to the float32 bound that every
 /// dtype keeps (measured: 1.0e-7).
+/// 300 texts of every length, with `common::texts()` at every `SPACING`th place.
+fn call_of_300() -> Vec<String> {
+    let texts = common::texts();
+    (0..300)
+        .map(|j| match texts.get(j / SPACING) {
+            Some(text) if j % SPACING == 0 => text.clone(),
+            _ => format!("fn item_{j}() {} ", "{ step(); } ".repeat(j % 37)),
+        })
+        .collect()
+}
+
+const SPACING: usize = 40;
+
 #[test]
 fn int8_vectors_do_not_depend_on_their_batch() {
     let texts = common::texts();
-    let spacing = 40;
-    let call: Vec<String> = (0..300)
-        .map(|j| match texts.get(j / spacing) {
-            Some(text) if j % spacing == 0 => text.clone(),
-            _ => format!("fn item_{j}() {} ", "{ step(); } ".repeat(j % 37)),
-        })
-        .collect();
+    let (spacing, call) = (SPACING, call_of_300());
     for scheme in ["s8", "s8a7", "u8"] {
         let engine = Engine::load(&model_dir(), &int8_with(scheme)).expect("loads");
         let described = engine
@@ -163,6 +170,30 @@ fn int8_vectors_do_not_depend_on_their_batch() {
             worst = worst.max(moved);
         }
         println!("{scheme}: alone vs in a call of 300, max |Δ| {worst:e}");
+    }
+}
+
+/// With two threads, a call's micro-batches run two at a time, each single-threaded on a
+/// second session that shares the first one's weights; every vector must be the one a single
+/// thread gives (max |Δ| 0 measured, both dtypes). Mutation: pooling each micro-batch into
+/// its neighbour's rows, or losing one lane's rows, fails it.
+#[test]
+fn lanes_give_the_vectors_of_one_thread() {
+    let call = call_of_300();
+    for dtype in ["float32", "int8"] {
+        let with_threads = |threads| Options {
+            threads: Some(threads),
+            batch_tokens: Some(256),
+            cache: Some(true),
+            ..with_dtype(dtype, Options::default())
+        };
+        let one = Engine::load(&model_dir(), &with_threads(1)).expect("loads");
+        let two = Engine::load(&model_dir(), &with_threads(2)).expect("loads");
+        assert_eq!((one.info().lanes, two.info().lanes), (1, 2), "{dtype}");
+        let (a, b) = (one.embed(&call, false), two.embed(&call, false));
+        let diff = common::max_abs_diff(&a.expect("embeds"), &b.expect("embeds"));
+        println!("{dtype}: two lanes vs one thread over 300 texts, max |Δ| {diff:e}");
+        assert!(diff <= 1e-6, "{dtype}: lanes moved a vector by {diff}");
     }
 }
 

@@ -5,6 +5,7 @@ pub mod cuda;
 pub mod graph;
 pub mod runtime;
 mod session;
+pub mod shared;
 
 pub use session::OrtBackend;
 
@@ -15,6 +16,8 @@ use crate::model_dir::ModelDir;
 use crate::settings::{Int8Scheme, Precision};
 use crate::weights::WeightsSource;
 use runtime::Runtime;
+use shared::SharedWeights;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
@@ -172,17 +175,29 @@ pub fn load_cached(
     threads: Option<usize>,
 ) -> Result<OrtBackend> {
     let model = entry.join(cache::MODEL);
-    let session = session_builder(&runtime.env, threads)?
-        .with_optimization_level(GraphOptimizationLevel::Disable)?
-        .commit_from_file(&model)
-        .map_err(|e| Error::model_file(&model, format!("is not a usable cache entry ({e})")))?;
-    OrtBackend::new(
-        session,
+    let weights = Arc::new(SharedWeights::open(&model, &entry.join(cache::DATA))?);
+    let open = |threads| -> Result<ort::session::Session> {
+        let builder = session_builder(&runtime.env, threads)?
+            .with_optimization_level(GraphOptimizationLevel::Disable)?;
+        weights
+            .apply(builder)?
+            .commit_from_file(&model)
+            .map_err(|e| Error::model_file(&model, format!("is not a usable cache entry ({e})")))
+    };
+    let backend = OrtBackend::new(
+        open(threads)?,
         &model,
         dir.pooling,
         dir.config.hidden(),
         Provider::Cpu,
-    )
+    )?;
+    let lanes = threads.unwrap_or(runtime.shared_threads);
+    let backend = match lanes {
+        0 | 1 => backend,
+        _ => backend.with_lanes(open(Some(1))?, lanes),
+    };
+    weights.release_pages();
+    Ok(backend.holding(weights))
 }
 
 /// Session options shared by every ORT backend: all optimisations; the process's shared thread

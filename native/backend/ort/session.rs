@@ -1,21 +1,26 @@
 //! One ONNX Runtime session, from an `.onnx` file or from the graph built from safetensors;
 //! its inputs and outputs are read from the session, not assumed.
 use std::borrow::Cow;
+use std::ffi::CString;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorElementType};
+use ort::AsPointer;
 
 use crate::batching::Batch;
 use crate::error::{Error, Result};
 use crate::pooling::{pool, Pooling};
 
+use super::shared::SharedWeights;
 use super::Provider;
 
 pub struct OrtBackend {
     // `Session::run` takes `&mut self`: ONNX Runtime's allocators are not safe for concurrent runs.
     session: Mutex<Session>,
+    /// A single-threaded session that several threads run at once, a micro-batch each.
+    lanes: Option<Lanes>,
     inputs: Vec<(String, InputKind, TensorElementType)>,
     output: String,
     /// The output holds float16 (an fp16 ONNX file), converted to f32 for pooling.
@@ -24,6 +29,13 @@ pub struct OrtBackend {
     pooling: Option<Pooling>,
     dim: usize,
     provider: Provider,
+    /// The mapped weights both sessions read; declared last, so dropped after them.
+    _weights: Option<Arc<SharedWeights>>,
+}
+
+struct Lanes {
+    session: Session,
+    count: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -78,16 +90,43 @@ impl OrtBackend {
         })?;
         Ok(OrtBackend {
             session: Mutex::new(session),
+            lanes: None,
             inputs,
             output: output.name,
             half_output: output.half,
             pooling: (!output.pooled).then_some(pooling),
             dim,
             provider,
+            _weights: None,
         })
     }
 
+    /// Keeps the mapping that the sessions' weights point into.
+    pub fn holding(mut self, weights: Arc<SharedWeights>) -> Self {
+        self._weights = Some(weights);
+        self
+    }
+
+    /// Adds `session`, single-threaded, for `count` threads to run at once: two threads of
+    /// ONNX Runtime's pool in one run gained nothing over one thread in some runs on this VM
+    /// (int8: 11-15 s against 7-9 s for MiniLM's 1,000 texts), while separate runs scale.
+    /// Only a CPU graph with a pooled float32 output (every cache entry) takes lanes.
+    pub fn with_lanes(mut self, session: Session, count: usize) -> Self {
+        if self.provider == Provider::Cpu && self.pooling.is_none() && !self.half_output {
+            self.lanes = Some(Lanes { session, count });
+        }
+        self
+    }
+
     fn feeds(&self, batch: &Batch) -> Result<Vec<(Cow<'static, str>, SessionInputValue<'static>)>> {
+        Ok(self
+            .values(batch)?
+            .into_iter()
+            .map(|(name, value)| (Cow::Owned(name.to_string()), value.into()))
+            .collect())
+    }
+
+    fn values<'a>(&'a self, batch: &Batch) -> Result<Vec<(&'a str, DynValue)>> {
         let shape = [batch.size() as i64, batch.seq as i64];
         self.inputs
             .iter()
@@ -104,16 +143,28 @@ impl OrtBackend {
                         (vec![1; *rank], vec![id])
                     }
                 };
-                Ok((
-                    Cow::Owned(name.clone()),
-                    int_tensor(shape, values, *ty)?.into(),
-                ))
+                Ok((name.as_str(), int_tensor(shape, values, *ty)?))
             })
             .collect()
     }
 }
 
 impl super::super::Backend for OrtBackend {
+    fn lanes(&self) -> usize {
+        self.lanes.as_ref().map_or(1, |l| l.count)
+    }
+
+    fn forward_in_lane(&self, batch: &Batch, out: &mut [f32]) -> Result<()> {
+        let Some(lanes) = &self.lanes else {
+            return self.forward(batch, out);
+        };
+        let inputs = self.values(batch)?;
+        let mut pooled = Tensor::from_array(([batch.size(), self.dim], vec![0f32; out.len()]))?;
+        run_shared(&lanes.session, &inputs, &self.output, &mut pooled)?;
+        out.copy_from_slice(pooled.try_extract_tensor::<f32>()?.1);
+        Ok(())
+    }
+
     fn forward(&self, batch: &Batch, out: &mut [f32]) -> Result<()> {
         let feeds = self.feeds(batch)?;
         let mut session = self
@@ -162,6 +213,43 @@ impl super::super::Backend for OrtBackend {
             Provider::Cuda => "cuda:0".into(),
         }
     }
+}
+
+/// ONNX Runtime's `Run` on `session` into the preallocated `output`, from any number of threads
+/// at once. `ort` takes `&mut self` to run, for every execution provider; ONNX Runtime's own
+/// maintainers state that a CPU session is stateless in `Run` and may be run concurrently
+/// (microsoft/onnxruntime#114, #5558, #22967), which its Python API does when threads release
+/// the GIL. Only CPU sessions come here (`with_lanes`).
+fn run_shared(
+    session: &Session,
+    inputs: &[(&str, DynValue)],
+    output: &str,
+    into: &mut Tensor<f32>,
+) -> Result<()> {
+    let text = |s: &str| CString::new(s).map_err(|_| Error::Internal(format!("name {s:?}")));
+    let names = inputs
+        .iter()
+        .map(|(n, _)| text(n))
+        .collect::<Result<Vec<_>>>()?;
+    let name_ptrs: Vec<_> = names.iter().map(|n| n.as_ptr()).collect();
+    let value_ptrs: Vec<_> = inputs.iter().map(|(_, v)| v.ptr()).collect();
+    let output = text(output)?;
+    let mut output_ptr = into.ptr_mut();
+    // SAFETY: every pointer outlives the call; `into` has the output's shape and type.
+    let status = unsafe {
+        (ort::api().Run)(
+            session.ptr().cast_mut(),
+            std::ptr::null(),
+            name_ptrs.as_ptr(),
+            value_ptrs.as_ptr(),
+            value_ptrs.len(),
+            &output.as_ptr(),
+            1,
+            &mut output_ptr,
+        )
+    };
+    // SAFETY: the status comes from the call above and is released here.
+    unsafe { ort::Error::result_from_status(status) }.map_err(|e| classify(e.to_string()))
 }
 
 /// Out-of-memory failures are told apart so that the engine can retry with smaller batches.
