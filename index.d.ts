@@ -241,6 +241,7 @@ export interface ModelStats {
   /** Micro-batches that ran out of memory and were split in two. */
   oomRetries: number
   tokenizeSeconds: number
+  /** Summed over forward passes: with lanes (`info().lanes`) it can exceed the calls' time. */
   backendSeconds: number
   /** The message of the last failed call. */
   lastError?: string

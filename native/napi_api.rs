@@ -257,6 +257,7 @@ pub struct ModelStats {
     /// Micro-batches that ran out of memory and were split in two.
     pub oom_retries: i64,
     pub tokenize_seconds: f64,
+    /// Summed over forward passes: with lanes (`info().lanes`) it can exceed the calls' time.
     pub backend_seconds: f64,
     /// The message of the last failed call.
     pub last_error: Option<String>,
