@@ -5,6 +5,8 @@ use std::ffi::CString;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use once_cell::sync::OnceCell;
+
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorElementType};
 use ort::AsPointer;
@@ -17,7 +19,8 @@ use super::shared::SharedWeights;
 use super::Provider;
 
 pub struct OrtBackend {
-    // `Session::run` takes `&mut self`: ONNX Runtime's allocators are not safe for concurrent runs.
+    // `ort`'s `Session::run` takes `&mut self`; only the lanes' CPU session runs unlocked
+    // (`run_shared`).
     session: Mutex<Session>,
     /// A single-threaded session that several threads run at once, a micro-batch each.
     lanes: Option<Lanes>,
@@ -34,9 +37,12 @@ pub struct OrtBackend {
 }
 
 struct Lanes {
-    session: Session,
     count: usize,
+    session: OnceCell<Session>,
+    open: OpenSession,
 }
+
+type OpenSession = Box<dyn Fn() -> Result<Session> + Send + Sync>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum InputKind {
@@ -107,13 +113,22 @@ impl OrtBackend {
         self
     }
 
-    /// Adds `session`, single-threaded, for `count` threads to run at once: two threads of
+    /// Adds a single-threaded session, opened by `open` when first needed, for `count` threads
+    /// to run at once: two threads of
     /// ONNX Runtime's pool in one run gained nothing over one thread in some runs on this VM
     /// (int8: 11-15 s against 7-9 s for MiniLM's 1,000 texts), while separate runs scale.
     /// Only a CPU graph with a pooled float32 output (every cache entry) takes lanes.
-    pub fn with_lanes(mut self, session: Session, count: usize) -> Self {
+    pub fn with_lanes(
+        mut self,
+        count: usize,
+        open: impl Fn() -> Result<Session> + Send + Sync + 'static,
+    ) -> Self {
         if self.provider == Provider::Cpu && self.pooling.is_none() && !self.half_output {
-            self.lanes = Some(Lanes { session, count });
+            self.lanes = Some(Lanes {
+                count,
+                session: OnceCell::new(),
+                open: Box::new(open),
+            });
         }
         self
     }
@@ -160,7 +175,8 @@ impl super::super::Backend for OrtBackend {
         };
         let inputs = self.values(batch)?;
         let mut pooled = Tensor::from_array(([batch.size(), self.dim], vec![0f32; out.len()]))?;
-        run_shared(&lanes.session, &inputs, &self.output, &mut pooled)?;
+        let session = lanes.session.get_or_try_init(&lanes.open)?;
+        run_shared(session, &inputs, &self.output, &mut pooled)?;
         out.copy_from_slice(pooled.try_extract_tensor::<f32>()?.1);
         Ok(())
     }
