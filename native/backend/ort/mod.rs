@@ -166,6 +166,13 @@ pub fn save(
     graph::session(encoder, source, dir.pooling, max_length, numerics, &builder).map(drop)
 }
 
+/// Entries whose weights file is larger run without lanes, loaded by ONNX Runtime itself,
+/// which maps and pre-packs one weight at a time: over one mapping of the whole file, every
+/// page stays resident until all are packed (Qodo-shaped fp32: peak 10.6 GB against 7.2 GB),
+/// and these models' large products keep both threads busy anyway (CodeRankEmbed-shaped:
+/// lanes gained 2-5 %).
+const SHARED_LIMIT_BYTES: u64 = 1 << 30;
+
 /// A CPU backend from a cache entry: the graph is optimised already, so ONNX Runtime only
 /// maps its weights and pre-packs them.
 pub fn load_cached(
@@ -175,7 +182,16 @@ pub fn load_cached(
     threads: Option<usize>,
 ) -> Result<OrtBackend> {
     let model = entry.join(cache::MODEL);
-    let weights = Arc::new(SharedWeights::open(&model, &entry.join(cache::DATA))?);
+    let data = entry.join(cache::DATA);
+    if std::fs::metadata(&data).map_or(true, |m| m.len() > SHARED_LIMIT_BYTES) {
+        let session = session_builder(&runtime.env, threads)?
+            .with_optimization_level(GraphOptimizationLevel::Disable)?
+            .commit_from_file(&model)
+            .map_err(|e| Error::model_file(&model, format!("is not a usable cache entry ({e})")))?;
+        let (pooling, hidden) = (dir.pooling, dir.config.hidden());
+        return OrtBackend::new(session, &model, pooling, hidden, Provider::Cpu);
+    }
+    let weights = Arc::new(SharedWeights::open(&model, &data)?);
     let session = open_entry(runtime, &model, &weights, threads)?;
     let backend = OrtBackend::new(
         session,
