@@ -183,16 +183,12 @@ pub fn load_cached(
 ) -> Result<OrtBackend> {
     let model = entry.join(cache::MODEL);
     let data = entry.join(cache::DATA);
-    if std::fs::metadata(&data).map_or(true, |m| m.len() > SHARED_LIMIT_BYTES) {
-        let session = session_builder(&runtime.env, threads)?
-            .with_optimization_level(GraphOptimizationLevel::Disable)?
-            .commit_from_file(&model)
-            .map_err(|e| Error::model_file(&model, format!("is not a usable cache entry ({e})")))?;
-        let (pooling, hidden) = (dir.pooling, dir.config.hidden());
-        return OrtBackend::new(session, &model, pooling, hidden, Provider::Cpu);
-    }
-    let weights = Arc::new(SharedWeights::open(&model, &data)?);
-    let session = open_entry(runtime, &model, &weights, threads)?;
+    let shareable = std::fs::metadata(&data).is_ok_and(|m| m.len() <= SHARED_LIMIT_BYTES);
+    let weights = match shareable {
+        true => Some(Arc::new(SharedWeights::open(&model, &data)?)),
+        false => None,
+    };
+    let session = open_entry(runtime, &model, weights.as_deref(), threads)?;
     let backend = OrtBackend::new(
         session,
         &model,
@@ -200,6 +196,9 @@ pub fn load_cached(
         dir.config.hidden(),
         Provider::Cpu,
     )?;
+    let Some(weights) = weights else {
+        return Ok(backend);
+    };
     let backend = match threads.unwrap_or(runtime.shared_threads) {
         0 | 1 => backend,
         // Opened by the first call with several micro-batches, so that a start that embeds
@@ -207,27 +206,31 @@ pub fn load_cached(
         // instead of 0.75 s with both sessions opened at `init`).
         lanes => {
             let shared = Arc::clone(&weights);
-            backend.with_lanes(lanes, move || open_entry(runtime, &model, &shared, Some(1)))
+            backend.with_lanes(lanes, move || {
+                open_entry(runtime, &model, Some(&shared), Some(1))
+            })
         }
     };
     Ok(backend.holding(weights))
 }
 
-/// A session of the entry's `model` over the shared `weights`; their mapped pages are dropped
-/// once it has pre-packed them.
+/// A session of the entry's `model`, over the shared `weights` when given (their mapped pages
+/// are dropped once it has pre-packed them), else over ONNX Runtime's own mapping.
 fn open_entry(
     runtime: &Runtime,
     model: &std::path::Path,
-    weights: &SharedWeights,
+    weights: Option<&SharedWeights>,
     threads: Option<usize>,
 ) -> Result<ort::session::Session> {
-    let builder = session_builder(&runtime.env, threads)?
+    let mut builder = session_builder(&runtime.env, threads)?
         .with_optimization_level(GraphOptimizationLevel::Disable)?;
-    let session = weights
-        .apply(builder)?
+    if let Some(weights) = weights {
+        builder = weights.apply(builder)?;
+    }
+    let session = builder
         .commit_from_file(model)
         .map_err(|e| Error::model_file(model, format!("is not a usable cache entry ({e})")))?;
-    weights.release_pages();
+    weights.inspect(|w| w.release_pages());
     Ok(session)
 }
 

@@ -36,10 +36,6 @@ pub struct SharedWeights {
     map: memmap2::MmapMut,
 }
 
-// SAFETY: the values only point into `_map`, which nothing writes after it is made.
-unsafe impl Send for SharedWeights {}
-unsafe impl Sync for SharedWeights {}
-
 impl SharedWeights {
     /// Maps `data` (the entry's weights file) and wraps each weight `model` stores there.
     pub fn open(model: &Path, data: &Path) -> Result<Self> {
