@@ -1,16 +1,15 @@
 //! The embedding pipeline: tokenize -> length-sorted micro-batches -> backend forward (pooled)
 //! -> L2 normalise -> one contiguous buffer in input order.
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::arch::Mask;
-use crate::backend::Backend;
+use crate::backend::ort::start::CacheUse;
+use crate::backend::{Backend, Forward};
 use crate::batching::{assemble, plan};
 use crate::error::{Error, Result};
-use crate::load::{load, CacheUse, Loaded};
-use crate::model_dir::ModelDir;
+use crate::load::{load, Loaded};
+use crate::model::Model;
 use crate::pooling::{l2_normalize, Pooling};
 use crate::settings::{Precision, Settings, Source, Sources, ENV_MAX_LENGTH};
 use crate::stats::{Stats, StatsSnapshot};
@@ -19,12 +18,9 @@ use crate::tokenize::TextTokenizer;
 
 pub use crate::settings::Options;
 
-/// Token budget of one CPU forward pass. Measured on a 2-core AVX2 machine: 512-1024 tokens run
-/// 1.5x faster than 8192 for MiniLM and 1.3x for a 768x12 NomicBert, because attention's
-/// [rows, heads, seq, seq] scores and the FFN's activations of a larger batch leave the caches.
+/// Token budget of one CPU forward pass: small enough that attention's [rows, heads, seq, seq]
+/// scores and the FFN's activations stay in the caches (benchmark/README.md has the figures).
 const CPU_BATCH_TOKENS: usize = 1024;
-/// A lane runs ONNX Runtime's whole forward pass on its own thread.
-const LANE_STACK_BYTES: usize = 8 << 20;
 /// A GPU needs far more rows in flight to fill its cores.
 const GPU_BATCH_TOKENS: usize = 16384;
 
@@ -94,53 +90,53 @@ impl Engine {
 
     pub fn open(path: &Path, settings: &Settings) -> Result<Self> {
         crate::memory::keep_large_blocks_mapped();
-        let dir = ModelDir::open(path)?;
-        let max_length =
-            resolve_max_length(&dir, settings.max_length).map_err(|e| {
-                match settings.sources.max_length {
-                    Source::Env => Error::Env {
-                        var: ENV_MAX_LENGTH.into(),
-                        what: format!("is too long: {e}"),
-                    },
-                    _ => e,
-                }
-            })?;
-        let loaded = load(&dir, settings, max_length)?;
-        Engine::assemble(&dir, loaded, settings, max_length)
+        let model = Model::open(path)?;
+        let max_length = model.max_length(settings.max_length).map_err(|e| {
+            match settings.sources.max_length {
+                Source::Env => Error::Env {
+                    var: ENV_MAX_LENGTH.into(),
+                    what: format!("is too long: {e}"),
+                },
+                _ => e,
+            }
+        })?;
+        let loaded = load(&model, settings, max_length)?;
+        Engine::assemble(&model, loaded, settings, max_length)
     }
 
     /// Any backend over the snapshot's tokenizer and prompts: how tests reach the pipeline's
     /// own paths (out-of-memory retries) with a backend of their making.
     pub fn with_backend(path: &Path, backend: Box<dyn Backend>, options: &Options) -> Result<Self> {
         let settings = Settings::resolve(options, |_| None)?;
-        let dir = ModelDir::open(path)?;
-        let max_length = resolve_max_length(&dir, settings.max_length)?;
+        let model = Model::open(path)?;
+        let max_length = model.max_length(settings.max_length)?;
         let loaded = Loaded {
             backend,
-            weights: dir.path.clone(),
+            weights: model.dir.path.clone(),
             precision: None,
             runtime: None,
             cuda_unavailable: None,
             mlx_unavailable: None,
             cache: CacheUse::Off("a backend of the caller's".into()),
         };
-        Engine::assemble(&dir, loaded, &settings, max_length)
+        Engine::assemble(&model, loaded, &settings, max_length)
     }
 
     fn assemble(
-        dir: &ModelDir,
+        model: &Model,
         loaded: Loaded,
         settings: &Settings,
         max_length: usize,
     ) -> Result<Self> {
+        let dir = &model.dir;
         let eos = (dir.pooling == Pooling::LastToken)
-            .then(|| dir.config.eos())
+            .then(|| model.arch.eos())
             .flatten();
-        let tokenizer = TextTokenizer::load(&dir.tokenizer, max_length, eos)?;
+        let tokenizer = TextTokenizer::load(&dir.tokenizer_file, max_length, eos)?;
         let backend = loaded.backend;
         let tasks = TaskRule::new(dir, settings, backend.takes_task())?;
         let (query, document) = (tasks.choose(true, None)?, tasks.choose(false, None)?);
-        let model_dim = backend.dim().or(dir.config.hidden()).ok_or_else(|| {
+        let model_dim = backend.dim().or(model.arch.hidden()).ok_or_else(|| {
             Error::Internal("neither the backend nor config.json gives the vector size".into())
         })?;
         let dim = dimensions(dir, settings.dimensions, model_dim)?;
@@ -153,7 +149,7 @@ impl Engine {
         let info = Info {
             backend: backend.kind().into(),
             device: backend.device(),
-            arch: dir.config.model_type().into(),
+            arch: model.arch.model_type().into(),
             dim,
             model_dim,
             tasks: tasks.names().to_vec(),
@@ -161,7 +157,7 @@ impl Engine {
             document_task: document.task,
             max_length,
             pooling: dir.pooling.name().into(),
-            attention: attention(dir, settings).name().into(),
+            attention: model.attention(settings).name().into(),
             query_prefix: query.prefix,
             document_prefix: document.prefix,
             weights: loaded.weights.display().to_string(),
@@ -249,68 +245,21 @@ impl Engine {
             task: chosen.id,
             vectors: Mutex::new(&mut vectors),
         };
-        match self.backend.lanes().min(batches.len()) {
-            0 | 1 => {
-                for rows in batches {
-                    self.forward(&job, rows, false)?;
-                }
-            }
-            lanes => self.forward_in_lanes(&job, batches, lanes)?,
-        }
+        self.backend
+            .forward_all(batches, &|rows, forward| self.forward(&job, rows, forward))?;
         l2_normalize(&mut vectors, self.info.dim);
         Ok(vectors)
     }
 
-    /// `lanes` threads, the caller's among them, take the micro-batches in turn (longest
-    /// first, so that the last ones to finish are short).
-    fn forward_in_lanes(&self, job: &Job, batches: Vec<Vec<usize>>, lanes: usize) -> Result<()> {
-        let queue = Mutex::new(batches.into_iter());
-        let failed = AtomicBool::new(false);
-        let work = || -> Result<()> {
-            while !failed.load(Relaxed) {
-                let Some(rows) = queue.lock().map_err(|_| poisoned())?.next() else {
-                    break;
-                };
-                if let Err(e) = self.forward(job, rows, true) {
-                    failed.store(true, Relaxed);
-                    return Err(e);
-                }
-            }
-            Ok(())
-        };
-        std::thread::scope(|scope| {
-            let helpers = (1..lanes)
-                .map(|_| {
-                    std::thread::Builder::new()
-                        .name("embed-lane".into())
-                        .stack_size(LANE_STACK_BYTES)
-                        .spawn_scoped(scope, work)
-                })
-                .collect::<std::io::Result<Vec<_>>>()
-                .map_err(|e| Error::Internal(format!("cannot start a thread: {e}")))?;
-            let mut result = work();
-            for helper in helpers {
-                let joined = helper
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::Internal("a lane thread panicked".into())));
-                result = result.and(joined);
-            }
-            result
-        })
-    }
-
     /// Runs `rows` as one micro-batch into their places in `vectors`; out of memory halves the
     /// micro-batch and tries again, so a call returns every vector or a real error.
-    fn forward(&self, job: &Job, rows: Vec<usize>, in_lane: bool) -> Result<()> {
+    fn forward(&self, job: &Job, rows: Vec<usize>, forward: &Forward) -> Result<()> {
         let (dim, model_dim) = (self.info.dim, self.info.model_dim);
         let mut batch = assemble(job.ids, rows);
         batch.task = job.task;
         let mut pooled = vec![0f32; batch.size() * model_dim];
         let started = Instant::now();
-        let result = match in_lane {
-            true => self.backend.forward_in_lane(&batch, &mut pooled),
-            false => self.backend.forward(&batch, &mut pooled),
-        };
+        let result = forward(&batch, &mut pooled);
         self.stats
             .forward(batch.size() * batch.seq, started.elapsed());
         match result {
@@ -326,8 +275,8 @@ impl Engine {
                 self.stats.oom_retry();
                 let mut first = batch.rows;
                 let second = first.split_off(first.len() / 2);
-                self.forward(job, first, in_lane)?;
-                self.forward(job, second, in_lane)
+                self.forward(job, first, forward)?;
+                self.forward(job, second, forward)
             }
             Err(Error::OutOfMemory(e)) => Err(Error::OutOfMemory(format!(
                 "{e} (even a single text of {} tokens did not fit: lower maxLength)",
@@ -338,7 +287,7 @@ impl Engine {
     }
 }
 
-/// One call's token ids and the buffer its vectors go to, shared by the lanes.
+/// One call's token ids and the buffer its vectors go to, shared by micro-batches running at once.
 struct Job<'a> {
     ids: &'a [Vec<u32>],
     task: Option<i64>,
@@ -349,23 +298,13 @@ fn poisoned() -> Error {
     Error::Internal("a lock was poisoned by a panic".into())
 }
 
-pub fn resolve_max_length(dir: &ModelDir, requested: Option<usize>) -> Result<usize> {
-    let limit = dir.config.max_trained_tokens();
-    match requested {
-        Some(n) if n > limit => Err(Error::Input(format!(
-            "maxLength {n} is more than this model was trained for ({limit} tokens); use {limit} or less"
-        ))),
-        Some(n) => Ok(n),
-        None => Ok(dir
-            .max_seq_length
-            .unwrap_or(limit)
-            .min(dir.config.default_max_length())),
-    }
-}
-
 /// The vector length asked for: any from 1 to the model's, or one of the snapshot's
 /// `matryoshka_dimensions` when it lists them.
-fn dimensions(dir: &ModelDir, asked: Option<usize>, model_dim: usize) -> Result<usize> {
+fn dimensions(
+    dir: &crate::model_dir::ModelDir,
+    asked: Option<usize>,
+    model_dim: usize,
+) -> Result<usize> {
     let Some(n) = asked else {
         return Ok(model_dim);
     };
@@ -382,9 +321,4 @@ fn dimensions(dir: &ModelDir, asked: Option<usize>, model_dim: usize) -> Result<
         )));
     }
     Ok(n)
-}
-
-/// The snapshot's attention direction unless the options override it.
-pub fn attention(dir: &ModelDir, settings: &Settings) -> Mask {
-    settings.attention.unwrap_or_else(|| dir.config.attention())
 }

@@ -39,6 +39,25 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl Error {
+    /// A failed forward pass: out-of-memory failures are told apart, so that the engine can
+    /// retry with smaller batches.
+    pub fn from_run(message: String) -> Error {
+        let lower = message.to_lowercase();
+        let oom = [
+            "out of memory",
+            "failed to allocate",
+            "cudaerrormemoryallocation",
+            "bad_alloc",
+        ];
+        if oom.iter().any(|m| lower.contains(m)) {
+            Error::OutOfMemory(message)
+        } else {
+            Error::Ort(message)
+        }
+    }
+}
+
 /// The `code` of every `Error` the addon throws, stable across versions.
 #[napi_derive::napi(string_enum = "UPPER_SNAKE")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,32 +3,66 @@ use std::path::Path;
 
 use crate::arch;
 use crate::backend::ort::{graph, runtime};
-use crate::engine::{attention, resolve_max_length};
+use crate::decide::{decide, Machine, Snapshot};
 use crate::error::{Error, Result};
-use crate::model_dir::ModelDir;
-use crate::settings::{Options, Precision, Settings};
+use crate::model::Model;
+use crate::settings::{BackendKind, Options, Precision, Settings, WeightsKind};
+use crate::weights::Safetensors;
 
 /// Writes the model of `path`'s `model.safetensors` as an ONNX file (outputs
 /// `sentence_embedding` and `last_hidden_state`): standard fp32 unless `options.dtype` asks for
-/// another precision of the graph.
+/// another precision of the graph. The precision is decided as `init` decides it for ONNX
+/// Runtime on the CPU, so a dtype the CPU graph cannot take (bfloat16) is refused, not ignored.
 pub fn export_onnx(path: &Path, file: &Path, options: &Options) -> Result<()> {
     let settings = Settings::from_process(options)?;
-    let dir = ModelDir::open(path)?;
-    let max_length = resolve_max_length(&dir, settings.max_length)?;
-    let weights = arch::open_weights(&dir.path, &dir.config)?
-        .ok_or_else(|| Error::model_file(&dir.path, "has no model.safetensors to export"))?;
-    let mut encoder = arch::encoder(&weights, &dir.config, attention(&dir, &settings))?;
+    let model = Model::open(path)?;
+    let max_length = model.max_length(settings.max_length)?;
+    let precision = export_precision(&model, &settings)?;
+    let direction = model.attention(&settings);
+    let (mut encoder, weights) = arch::describe(&model.dir.path, model.arch.as_ref(), direction)?;
     let runtime = runtime::runtime(settings.ort_library.as_deref())?;
     graph::export(
         &mut encoder,
         &weights.source,
-        dir.pooling,
+        model.dir.pooling,
         max_length,
         graph::Numerics {
-            precision: settings.dtype.unwrap_or(Precision::Float32),
+            precision,
             int8: settings.int8_scheme,
         },
         &runtime.env,
         file,
     )
+}
+
+fn export_precision(model: &Model, settings: &Settings) -> Result<Precision> {
+    model.buildable()?;
+    let has_safetensors = Safetensors::present(&model.dir.path);
+    if !has_safetensors {
+        return Err(Error::model_file(
+            &model.dir.path,
+            "has no model.safetensors to export",
+        ));
+    }
+    let cpu = Settings {
+        backend: BackendKind::Cpu,
+        weights: WeightsKind::Safetensors,
+        onnx_file: None,
+        ..settings.clone()
+    };
+    let snapshot = Snapshot {
+        path: &model.dir.path,
+        has_safetensors,
+        buildable: true,
+    };
+    let machine = Machine {
+        mlx_built: false,
+        mlx_default: false,
+    };
+    let decision = decide(&cpu, snapshot, machine)?;
+    Ok(decision
+        .attempts
+        .first()
+        .and_then(|a| a.precision)
+        .unwrap_or(Precision::Float32))
 }

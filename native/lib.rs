@@ -4,7 +4,6 @@
 pub mod arch;
 pub mod backend;
 pub mod batching;
-pub mod config;
 pub mod cpu;
 pub mod decide;
 pub mod engine;
@@ -12,7 +11,9 @@ pub mod error;
 pub mod export;
 pub mod load;
 pub mod memory;
+pub mod model;
 pub mod model_dir;
+pub mod paths;
 pub mod pooling;
 pub mod settings;
 pub mod stats;

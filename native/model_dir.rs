@@ -1,17 +1,20 @@
-//! Reads a Hugging Face snapshot: what the model is, how it pools, how it tokenises, which weights.
+//! Reads a Hugging Face snapshot: how it pools, how it tokenises, its prompts, tasks and
+//! vector lengths. What the architecture is, `arch` reads from the `config.json` text kept here.
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::paths::inside;
 use crate::pooling::Pooling;
 
 #[derive(Debug)]
 pub struct ModelDir {
     pub path: PathBuf,
-    pub config: ModelConfig,
-    pub tokenizer: PathBuf,
+    /// `config.json`'s text, valid JSON.
+    pub config_text: String,
+    /// The tokenizer file, `tokenizer.json`.
+    pub tokenizer_file: PathBuf,
     pub pooling: Pooling,
     pub prompts: Prompts,
     /// `max_seq_length` from `sentence_bert_config.json`, when the snapshot has one.
@@ -68,14 +71,19 @@ impl ModelDir {
         }
         let config_path = path.join("config.json");
         let text = read_text(&config_path)?;
-        let config = ModelConfig::from_json(&config_path, &text)?;
         let extras: ConfigExtras = serde_json::from_str(&text).map_err(|e| {
-            Error::model_file(&config_path, format!("has malformed task fields ({e})"))
+            let what = match e.classify() {
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                    format!("is not valid JSON ({e})")
+                }
+                _ => format!("has malformed task fields ({e})"),
+            };
+            Error::model_file(&config_path, what)
         })?;
-        let tokenizer = path.join("tokenizer.json");
-        if !tokenizer.is_file() {
+        let tokenizer_file = path.join("tokenizer.json");
+        if !tokenizer_file.is_file() {
             return Err(Error::model_file(
-                &tokenizer,
+                &tokenizer_file,
                 "is missing (expected the model's Hugging Face tokenizer file)",
             ));
         }
@@ -86,8 +94,8 @@ impl ModelDir {
             tasks: extras.tasks,
             matryoshka_dimensions: extras.matryoshka_dimensions,
             path: path.to_path_buf(),
-            config,
-            tokenizer,
+            config_text: text,
+            tokenizer_file,
         })
     }
 
@@ -131,14 +139,6 @@ struct ConfigExtras {
     #[serde(flatten)]
     tasks: Tasks,
     matryoshka_dimensions: Option<Vec<usize>>,
-}
-
-/// A path the snapshot names stays inside it: relative, with no `..`.
-pub fn inside(path: &str) -> bool {
-    use std::path::Component;
-    Path::new(path)
-        .components()
-        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 fn read_text(path: &Path) -> Result<String> {

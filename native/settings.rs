@@ -2,7 +2,7 @@
 //! `SEMANTIC_SEARCH_*` environment variables, with where each value came from.
 use std::path::PathBuf;
 
-use crate::arch::Mask;
+use crate::arch::AttentionDirection;
 use crate::error::{Error, Result};
 
 /// What `init` accepts as given (strings from JavaScript); `None` means "not given".
@@ -182,7 +182,7 @@ pub struct Settings {
     pub gpu_memory_limit: Option<u64>,
     pub onnx_file: Option<String>,
     pub ort_library: Option<PathBuf>,
-    pub attention: Option<Mask>,
+    pub attention: Option<AttentionDirection>,
     pub int8_scheme: Int8Scheme,
     pub query_prefix: Option<String>,
     pub document_prefix: Option<String>,
@@ -398,10 +398,10 @@ fn parse_int8_scheme(name: Option<&str>) -> std::result::Result<Int8Scheme, Stri
     }
 }
 
-fn parse_attention(name: &str) -> std::result::Result<Mask, String> {
+fn parse_attention(name: &str) -> std::result::Result<AttentionDirection, String> {
     match name {
-        "causal" => Ok(Mask::Causal),
-        "bidirectional" => Ok(Mask::Bidirectional),
+        "causal" => Ok(AttentionDirection::Causal),
+        "bidirectional" => Ok(AttentionDirection::Bidirectional),
         other => Err(format!(
             "unknown attention '{other}' (expected 'causal' or 'bidirectional')"
         )),

@@ -156,12 +156,8 @@ mod tests {
         let settings = Settings::resolve(&options, |_| None).unwrap();
         let dir = ModelDir {
             path: "/snapshot".into(),
-            config: crate::config::ModelConfig::from_json(
-                std::path::Path::new("config.json"),
-                r#"{"model_type":"xlm-roberta"}"#,
-            )
-            .unwrap(),
-            tokenizer: "/snapshot/tokenizer.json".into(),
+            config_text: r#"{"model_type":"xlm-roberta"}"#.into(),
+            tokenizer_file: "/snapshot/tokenizer.json".into(),
             pooling: crate::pooling::Pooling::Mean,
             prompts: Prompts {
                 query: "query: ".into(),

@@ -12,30 +12,6 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-/// The weights a backend runs: the encoder described from `model.safetensors` (shared with the
-/// MLX thread, and dropped once every backend has taken its own copy), or an ONNX file.
-pub enum WeightsSource {
-    Encoder {
-        encoder: std::sync::Arc<crate::arch::Encoder>,
-        source: PathBuf,
-    },
-    Onnx(PathBuf),
-}
-
-impl WeightsSource {
-    /// An encoder whose tensors a graph took (`emit` releases each once it is in the graph).
-    pub fn spent(&self) -> bool {
-        matches!(self, WeightsSource::Encoder { encoder, .. } if encoder.layers.is_empty())
-    }
-
-    pub fn path(&self) -> &Path {
-        match self {
-            WeightsSource::Encoder { source, .. } => source,
-            WeightsSource::Onnx(file) => file,
-        }
-    }
-}
-
 /// A tensor in PyTorch's layout (row-major, `shape` outermost first), in the precision of the
 /// checkpoint: a half-precision checkpoint stays half until a backend widens a tensor, so a
 /// float16 graph or an MLX model never holds the whole model in f32.
@@ -183,7 +159,6 @@ pub struct Safetensors {
     prefix: String,
     /// What `info().weights` names: the single file, or the shard index.
     pub source: PathBuf,
-    pub bytes: u64,
 }
 
 const SINGLE: &str = "model.safetensors";
@@ -206,7 +181,6 @@ impl Safetensors {
             tensors: HashMap::new(),
             prefix: String::new(),
             source,
-            bytes: 0,
         };
         for path in files {
             weights.add_shard(path)?;
@@ -251,7 +225,6 @@ impl Safetensors {
         for (name, info) in tensors {
             self.tensors.insert(name, (shard, info.clone()));
         }
-        self.bytes += file_len;
         self.shards.push(Shard {
             path,
             data_start: 8 + header_len,
@@ -280,7 +253,7 @@ impl Safetensors {
         self.tensors.contains_key(&format!("{}{name}", self.prefix))
     }
 
-    /// The tensor `name` (without the checkpoint's key prefix), as f32.
+    /// The tensor `name` (without the checkpoint's key prefix), in the checkpoint's precision.
     pub fn get(&self, name: &str) -> Result<Tensor> {
         let key = format!("{}{name}", self.prefix);
         let (shard, info) = self
@@ -359,7 +332,7 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
     if let Some(outside) = parsed
         .weight_map
         .values()
-        .find(|f| !crate::model_dir::inside(f))
+        .find(|f| !crate::paths::inside(f))
     {
         return Err(Error::model_file(
             index,

@@ -9,12 +9,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{minilm_dir, Scratch};
+use semantic_search_native::arch;
 use semantic_search_native::backend::Backend;
 use semantic_search_native::batching::Batch;
-use semantic_search_native::config::ModelConfig;
 use semantic_search_native::engine::{Engine, Options};
 use semantic_search_native::error::Result;
-use semantic_search_native::model_dir::ModelDir;
+use semantic_search_native::model::Model;
 use semantic_search_native::pooling::{pool, Pooling};
 use semantic_search_native::weights::Safetensors;
 
@@ -162,7 +162,7 @@ fn snapshot_readers_refuse_damaged_files_without_panicking() {
         let base = *r.pick(&[config.as_str(), qwen, nomic, jina]);
         let config_text = mutate_json(&mut r, base);
         no_panic(&config_text, || {
-            ModelConfig::from_json(Path::new("config.json"), &config_text)
+            arch::parse(Path::new("config.json"), &config_text)
         });
         // each file damaged one time in three, so that damage deep in a valid snapshot is reached
         let mut maybe = |text: &str| {
@@ -182,7 +182,7 @@ fn snapshot_readers_refuse_damaged_files_without_panicking() {
             std::fs::write(dir.join(name), text).unwrap();
         }
         no_panic(&format!("{files:?}"), || {
-            refused += u64::from(ModelDir::open(dir).is_err())
+            refused += u64::from(Model::open(dir).is_err())
         });
         let weights = damaged_safetensors(&mut r);
         std::fs::write(dir.join("model.safetensors"), &weights).unwrap();
@@ -199,7 +199,7 @@ fn snapshot_readers_refuse_damaged_files_without_panicking() {
         runs += 1;
     }
     println!(
-        "snapshot readers: {runs} damaged snapshots in {:?} ({refused} refused by ModelDir::open)",
+        "snapshot readers: {runs} damaged snapshots in {:?} ({refused} refused by Model::open)",
         started.elapsed()
     );
     assert!(runs > 100, "only {runs} runs");

@@ -1,302 +1,202 @@
-//! What an encoder is made of, independent of the checkpoint's key names and of the backend:
-//! each architecture file maps `model.safetensors` onto this once, and every backend runs it
-//! (ONNX Runtime's graph builder, MLX). The description is explicit: norm kind, residual
-//! placement, heads and key/value heads, head size, per-head q/k norms, rotary positions,
-//! attention direction.
+//! The ground floor: what each architecture's `config.json` says and how its checkpoint maps
+//! onto an `Encoder` (the description every backend runs). One file per architecture, each
+//! behind `Architecture`; `REGISTRY` lists them by `model_type`. Any other `model_type` runs
+//! only from the snapshot's ONNX file (`OnnxOnly`).
 mod bert;
+mod encoder;
+mod keys;
 mod nomic_bert;
+mod onnx_only;
 mod qwen;
+mod sizes;
 
 use std::path::Path;
 
-use crate::config::ModelConfig;
+use serde::Deserialize;
+
 use crate::error::{Error, Result};
-use crate::weights::{Safetensors, Tensor};
+use crate::weights::Safetensors;
 
-/// The encoder that `config.json` describes, with its weights from `weights`, attending as `mask`.
-pub fn encoder(weights: &Safetensors, config: &ModelConfig, mask: Mask) -> Result<Encoder> {
-    match config {
-        ModelConfig::Bert(c) => bert::load(weights, c),
-        ModelConfig::NomicBert(c) => nomic_bert::load(weights, c),
-        ModelConfig::Qwen2(c) => qwen::load(weights, c, false, mask),
-        ModelConfig::Qwen3(c) => qwen::load(weights, c, true, mask),
-        ModelConfig::Other(_) => Err(Error::Internal("no encoder for an ONNX-only model".into())),
+pub use encoder::*;
+pub use keys::Keys;
+pub use sizes::Sizes;
+
+/// One architecture, parsed from its `config.json`.
+pub trait Architecture: std::fmt::Debug + Send + Sync {
+    /// The `model_type` as the snapshot names it.
+    fn model_type(&self) -> &str;
+    /// Its sizes, checked before anything is allocated from them; `None` when the config does
+    /// not give them (an ONNX-only model).
+    fn sizes(&self) -> Option<Sizes>;
+    /// The hidden size; `None` when an unknown architecture's config does not say.
+    fn hidden(&self) -> Option<usize> {
+        self.sizes().map(|s| s.hidden)
     }
+    /// The longest input the model was trained on, in tokens.
+    fn max_trained_tokens(&self) -> usize;
+    /// The truncation used when neither the caller nor a smaller `max_seq_length` sets one.
+    fn default_max_length(&self) -> usize {
+        self.max_trained_tokens()
+    }
+    /// The attention direction the snapshot asks for.
+    fn attention(&self) -> AttentionDirection {
+        AttentionDirection::Bidirectional
+    }
+    /// The token that ends every sequence of a last-token model.
+    fn eos(&self) -> Option<u32> {
+        None
+    }
+    /// Why it cannot be built from `model.safetensors` (`has model_type "x"`); `None` when it can.
+    fn not_buildable(&self) -> Option<String> {
+        None
+    }
+    /// A key every checkpoint of the architecture has: what stands before it is the
+    /// checkpoint's key prefix (`bert.`, `model.`). `None`: not built from safetensors.
+    fn anchor(&self) -> Option<&'static str>;
+    /// The encoder of `weights`, attending in `direction`.
+    fn describe(&self, weights: &Safetensors, direction: AttentionDirection) -> Result<Encoder>;
 }
 
-/// The snapshot's `model.safetensors` (`None` when it has none), for an architecture this addon
-/// builds; an error saying to use ONNX weights for any other.
-pub fn open_weights(dir: &Path, config: &ModelConfig) -> Result<Option<Safetensors>> {
-    config.buildable(&dir.join("config.json"))?;
-    match anchor(config) {
-        Some(anchor) => Safetensors::open(dir, anchor),
-        None => Err(Error::Internal(
-            "no key anchor for a buildable model".into(),
-        )),
-    }
-}
+type Parse = fn(&str) -> serde_json::Result<Box<dyn Architecture>>;
 
-/// The key whose prefix is every key's prefix in this architecture's checkpoints (`None`: not
-/// an architecture this addon builds).
-pub fn anchor(config: &ModelConfig) -> Option<&'static str> {
-    match config {
-        ModelConfig::Bert(_) | ModelConfig::NomicBert(_) => {
-            Some("embeddings.word_embeddings.weight")
+/// The architectures built from `model.safetensors`, by `model_type`.
+const REGISTRY: &[(&str, Parse)] = &[
+    ("bert", bert::parse),
+    ("nomic_bert", nomic_bert::parse),
+    ("qwen2", qwen::parse_qwen2),
+    ("qwen3", qwen::parse_qwen3),
+];
+
+/// Parses `config.json` (`path` names it in errors); the error says which `model_type` or field
+/// is the problem.
+pub fn parse(path: &Path, text: &str) -> Result<Box<dyn Architecture>> {
+    #[derive(Deserialize)]
+    struct Kind {
+        model_type: Option<String>,
+    }
+    let malformed = |what: String| Error::model_file(path, what);
+    let kind: Kind =
+        serde_json::from_str(text).map_err(|e| malformed(format!("is not valid JSON ({e})")))?;
+    let entry = REGISTRY
+        .iter()
+        .find(|(name, _)| Some(*name) == kind.model_type.as_deref());
+    let arch = match entry {
+        Some((name, parse)) => parse(text).map_err(|e| {
+            malformed(format!(
+                "is not a valid {} config ({e})",
+                display_name(name)
+            ))
+        })?,
+        // Refused only if it must be built from model.safetensors: an ONNX file runs as it is.
+        None => {
+            onnx_only::parse(text).map_err(|e| malformed(format!("has malformed sizes ({e})")))?
         }
-        ModelConfig::Qwen2(_) | ModelConfig::Qwen3(_) => Some(qwen::ANCHOR),
-        ModelConfig::Other(_) => None,
+    };
+    match arch.sizes() {
+        Some(sizes) => sizes.check().map_err(malformed)?,
+        None => onnx_only::check(arch.as_ref()).map_err(malformed)?,
+    }
+    Ok(arch)
+}
+
+fn display_name(model_type: &str) -> &str {
+    match model_type {
+        "bert" => "BERT",
+        "nomic_bert" => "NomicBert",
+        other => other,
     }
 }
 
-/// A PyTorch `nn.Linear`: `weight` is `[out, in]`.
-#[derive(Clone)]
-pub struct Linear {
-    pub weight: Tensor,
-    pub bias: Option<Tensor>,
+/// Ok when the encoder can be built from `model.safetensors`; else an error saying what to use.
+pub fn buildable(arch: &dyn Architecture, config: &Path) -> Result<()> {
+    let Some(why) = arch.not_buildable() else {
+        return Ok(());
+    };
+    let supported: Vec<String> = REGISTRY.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+    Err(Error::unsupported(
+        config,
+        format!(
+            "{why}, which this addon cannot build from model.safetensors (supported: {}); a snapshot of it with ONNX weights (onnx/model.onnx) runs as it is",
+            supported.join(", ")
+        ),
+    ))
 }
 
-impl Linear {
-    pub fn load(
-        w: &Safetensors,
-        name: &str,
-        out: usize,
-        input: usize,
-        bias: bool,
-    ) -> Result<Linear> {
-        Ok(Linear {
-            weight: w.get_shaped(&format!("{name}.weight"), &[out, input])?,
-            bias: if bias {
-                Some(w.get_shaped(&format!("{name}.bias"), &[out])?)
-            } else {
-                None
-            },
-        })
+/// The snapshot's safetensors weights (`None` when it has none), opened with the key prefix of
+/// `arch`'s checkpoints; an error saying to use ONNX weights for an architecture not built here.
+pub fn open_weights(dir: &Path, arch: &dyn Architecture) -> Result<Option<Safetensors>> {
+    buildable(arch, &dir.join("config.json"))?;
+    let anchor = arch
+        .anchor()
+        .ok_or_else(|| Error::Internal("no key anchor for a buildable model".into()))?;
+    Safetensors::open(dir, anchor)
+}
+
+/// The encoder described from `dir`'s weights, attending in `direction`.
+pub fn describe(
+    dir: &Path,
+    arch: &dyn Architecture,
+    direction: AttentionDirection,
+) -> Result<(Encoder, Safetensors)> {
+    let weights = open_weights(dir, arch)?
+        .ok_or_else(|| Error::model_file(dir, "has no model.safetensors"))?;
+    let encoder = arch.describe(&weights, direction)?;
+    Ok((encoder, weights))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: &str) -> Result<Box<dyn Architecture>> {
+        parse(Path::new("config.json"), json)
     }
-}
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NormKind {
-    /// `(x - mean) / sqrt(var + eps) * weight + bias`
-    LayerNorm,
-    /// `x / sqrt(mean(x^2) + eps) * weight`
-    RmsNorm,
-}
+    #[test]
+    fn nomic_truncation_never_exceeds_trained_positions() {
+        let json = r#"{"model_type":"nomic_bert","vocab_size":30528,"n_embd":768,"n_layer":12,
+            "n_head":12,"n_positions":8192,"max_trained_positions":2048}"#;
+        let config = config(json).unwrap();
+        assert_eq!(config.model_type(), "nomic_bert");
+        assert_eq!(config.max_trained_tokens(), 2048);
+    }
 
-#[derive(Clone)]
-pub struct Norm {
-    pub kind: NormKind,
-    pub weight: Tensor,
-    pub bias: Option<Tensor>,
-    pub eps: f32,
-}
+    #[test]
+    fn unknown_model_type_is_named_in_the_error() {
+        let config = config(r#"{"model_type":"gpt2"}"#).unwrap();
+        assert_eq!(config.model_type(), "gpt2");
+        let err = buildable(config.as_ref(), Path::new("config.json")).unwrap_err();
+        assert_eq!(err.code(), "ERR_UNSUPPORTED_MODEL");
+        let err = err.to_string();
+        assert!(err.contains("\"gpt2\""), "{err}");
+    }
 
-impl Norm {
-    /// A LayerNorm with bias: `name.weight`/`name.bias`, or the `gamma`/`beta` of older
-    /// TensorFlow-converted checkpoints.
-    pub fn load(w: &Safetensors, name: &str, dim: usize, eps: f32) -> Result<Norm> {
-        let (weight, bias) = if w.has(&format!("{name}.gamma")) {
-            ("gamma", "beta")
-        } else {
-            ("weight", "bias")
+    #[test]
+    fn sizes_that_lie_are_refused_before_anything_is_allocated() {
+        let bert = |hidden: &str| {
+            config(&format!(
+                r#"{{"model_type":"bert","vocab_size":100,"hidden_size":{hidden},"num_hidden_layers":2,
+                "num_attention_heads":4,"intermediate_size":64,"max_position_embeddings":512}}"#
+            ))
         };
-        Ok(Norm {
-            kind: NormKind::LayerNorm,
-            weight: w.get_shaped(&format!("{name}.{weight}"), &[dim])?,
-            bias: Some(w.get_shaped(&format!("{name}.{bias}"), &[dim])?),
-            eps,
-        })
-    }
-
-    /// An RMSNorm: `name.weight` only.
-    pub fn rms(w: &Safetensors, name: &str, dim: usize, eps: f32) -> Result<Norm> {
-        Ok(Norm {
-            kind: NormKind::RmsNorm,
-            weight: w.get_shaped(&format!("{name}.weight"), &[dim])?,
-            bias: None,
-            eps,
-        })
-    }
-}
-
-/// Generic over the projection (`L`) and the norm (`N`), so that a backend holds the same
-/// structure with its own weight types.
-#[derive(Clone)]
-pub struct Attention<L = Linear, N = Norm> {
-    pub q: L,
-    pub k: L,
-    pub v: L,
-    pub out: L,
-    /// RMSNorm over each head of q and of k, before the rotary embedding (Qwen3).
-    pub q_norm: Option<N>,
-    pub k_norm: Option<N>,
-}
-
-#[derive(Clone)]
-pub enum FeedForward<L = Linear> {
-    /// `down(act(up(x)))`
-    Activation { up: L, act: Activation, down: L },
-    /// `down(up(x) * silu(gate(x)))`
-    SwiGlu { up: L, gate: L, down: L },
-}
-
-impl<L, N> Attention<L, N> {
-    pub fn try_map<M, O, E>(
-        &self,
-        mut linear: impl FnMut(&L) -> std::result::Result<M, E>,
-        mut norm: impl FnMut(&N) -> std::result::Result<O, E>,
-    ) -> std::result::Result<Attention<M, O>, E> {
-        Ok(Attention {
-            q: linear(&self.q)?,
-            k: linear(&self.k)?,
-            v: linear(&self.v)?,
-            out: linear(&self.out)?,
-            q_norm: self.q_norm.as_ref().map(&mut norm).transpose()?,
-            k_norm: self.k_norm.as_ref().map(&mut norm).transpose()?,
-        })
-    }
-}
-
-impl<L> FeedForward<L> {
-    pub fn try_map<M, E>(
-        &self,
-        mut f: impl FnMut(&L) -> std::result::Result<M, E>,
-    ) -> std::result::Result<FeedForward<M>, E> {
-        Ok(match self {
-            FeedForward::Activation { up, act, down } => FeedForward::Activation {
-                up: f(up)?,
-                act: *act,
-                down: f(down)?,
-            },
-            FeedForward::SwiGlu { up, gate, down } => FeedForward::SwiGlu {
-                up: f(up)?,
-                gate: f(gate)?,
-                down: f(down)?,
-            },
-        })
-    }
-}
-
-#[derive(Clone, Copy)]
-pub enum Activation {
-    /// The exact (erf) GELU.
-    Gelu,
-    Relu,
-}
-
-/// Where each block's norm sits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Residual {
-    /// `x = norm1(x + attn(x)); x = norm2(x + ffn(x))` (BERT, NomicBert)
-    PostNorm,
-    /// `x = x + attn(norm1(x)); x = x + ffn(norm2(x))` (Qwen), then the final norm
-    PreNorm,
-}
-
-/// Which tokens a token attends to (padding is never attended).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mask {
-    Bidirectional,
-    /// Each token attends to itself and the tokens before it.
-    Causal,
-}
-
-impl Mask {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mask::Bidirectional => "bidirectional",
-            Mask::Causal => "causal",
+        assert!(bert("32").is_ok());
+        for lie in ["1000000000", "0", "30"] {
+            let err = bert(lie).unwrap_err();
+            assert_eq!(err.code(), "ERR_MODEL_FILE", "{lie}");
         }
-    }
-}
-
-#[derive(Clone)]
-pub struct Layer<L = Linear, N = Norm> {
-    pub attention: Attention<L, N>,
-    pub norm1: N,
-    pub ffn: FeedForward<L>,
-    pub norm2: N,
-}
-
-impl<L, N> Layer<L, N> {
-    pub fn try_map<M, O, E>(
-        &self,
-        mut linear: impl FnMut(&L) -> std::result::Result<M, E>,
-        mut norm: impl FnMut(&N) -> std::result::Result<O, E>,
-    ) -> std::result::Result<Layer<M, O>, E> {
-        Ok(Layer {
-            attention: self.attention.try_map(&mut linear, &mut norm)?,
-            norm1: norm(&self.norm1)?,
-            ffn: self.ffn.try_map(&mut linear)?,
-            norm2: norm(&self.norm2)?,
-        })
-    }
-}
-
-/// Rotary position embedding on the first `dims` of each head, halves rotated (not interleaved).
-#[derive(Clone)]
-pub struct Rotary {
-    pub dims: usize,
-    pub base: f32,
-}
-
-#[derive(Clone)]
-pub struct Encoder {
-    pub hidden: usize,
-    pub heads: usize,
-    /// Key/value heads: fewer than `heads` with grouped-query attention, each serving
-    /// `heads / kv_heads` consecutive query heads.
-    pub kv_heads: usize,
-    /// Not always `hidden / heads` (Qwen3: 128).
-    pub head_dim: usize,
-    /// `[vocab, hidden]`, with token-type row 0 already added (single-segment input).
-    pub word_embeddings: Tensor,
-    /// `[positions, hidden]` for absolute positions; `None` with rotary.
-    pub position_embeddings: Option<Tensor>,
-    pub embedding_norm: Option<Norm>,
-    pub layers: Vec<Layer>,
-    pub final_norm: Option<Norm>,
-    pub rotary: Option<Rotary>,
-    pub residual: Residual,
-    pub mask: Mask,
-}
-
-impl Encoder {
-    /// Moves the tensors into the encoder returned, leaving this one spent (no layers), so that
-    /// a backend converting them can release each once it holds its own copy.
-    pub fn take(&mut self) -> Encoder {
-        Encoder {
-            word_embeddings: std::mem::take(&mut self.word_embeddings),
-            position_embeddings: self.position_embeddings.take(),
-            embedding_norm: self.embedding_norm.take(),
-            layers: std::mem::take(&mut self.layers),
-            final_norm: self.final_norm.take(),
-            rotary: self.rotary.clone(),
-            ..*self
-        }
+        let qwen = r#"{"model_type":"qwen2","vocab_size":100,"hidden_size":64,"intermediate_size":128,
+            "num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":3,"max_position_embeddings":32768}"#;
+        let err = config(qwen).unwrap_err();
+        assert!(err.to_string().contains("key/value heads"), "{err}");
+        let other = r#"{"model_type":"xlm-roberta","max_position_embeddings":100000000000}"#;
+        assert!(config(other).is_err());
     }
 
-    /// The weights of its projections and embedding tables: what a graph or a device holds.
-    pub fn parameters(&self) -> usize {
-        let linears = self.layers.iter().flat_map(|l| {
-            let a = &l.attention;
-            let ffn: Vec<&Linear> = match &l.ffn {
-                FeedForward::Activation { up, down, .. } => vec![up, down],
-                FeedForward::SwiGlu { up, gate, down } => vec![up, gate, down],
-            };
-            [&a.q, &a.k, &a.v, &a.out].into_iter().chain(ffn)
-        });
-        let tables = [
-            Some(&self.word_embeddings),
-            self.position_embeddings.as_ref(),
-        ];
-        linears.map(|l| l.weight.len()).sum::<usize>()
-            + tables.iter().flatten().map(|t| t.len()).sum::<usize>()
-    }
-}
-
-/// Adds `row` to every row of `table` (`[n, dim]`): folds a constant embedding into a lookup table.
-pub fn add_row(table: &mut Tensor, row: &[f32]) {
-    for r in table.f32_mut().chunks_exact_mut(row.len()) {
-        r.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+    #[test]
+    fn missing_field_is_named_in_the_error() {
+        let err = config(r#"{"model_type":"bert","vocab_size":10}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hidden_size"), "{err}");
     }
 }

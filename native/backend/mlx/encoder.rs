@@ -9,7 +9,7 @@ use mlx_rs::ops::{
 };
 use mlx_rs::{Array, Dtype};
 
-use crate::arch::{self, Activation, FeedForward, Mask, NormKind, Residual};
+use crate::arch::{self, Activation, AttentionDirection, FeedForward, NormKind, Residual};
 use crate::pooling::Pooling;
 use crate::weights::{Tensor, Values};
 
@@ -42,7 +42,7 @@ pub struct Encoder {
     final_norm: Option<Norm>,
     rotary: Option<(usize, f32)>,
     residual: Residual,
-    mask: Mask,
+    direction: AttentionDirection,
     pooling: Pooling,
     dtype: Dtype,
 }
@@ -77,7 +77,7 @@ impl Encoder {
             final_norm: spec.final_norm.as_ref().map(norm).transpose()?,
             rotary: spec.rotary.as_ref().map(|r| (r.dims, r.base)),
             residual: spec.residual,
-            mask: spec.mask,
+            direction: spec.direction,
             pooling,
             dtype,
         })
@@ -90,7 +90,7 @@ impl Encoder {
         let ids = Array::from_slice(&ids, &[rows * seq]);
         let keep: Vec<bool> = tokens.attention_mask.iter().map(|&m| m != 0).collect();
         let mut keep = Array::from_slice(&keep, &[rows, 1, 1, seq]);
-        if self.mask == Mask::Causal {
+        if self.direction == AttentionDirection::Causal {
             let earlier = tril(ones::<bool>(&[seq, seq])?, 0)?;
             keep = logical_and(&keep, &earlier)?; // [rows, 1, seq, seq]
         }

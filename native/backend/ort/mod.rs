@@ -3,18 +3,19 @@
 pub mod cache;
 pub mod cuda;
 pub mod graph;
+mod lanes;
 pub mod runtime;
 mod session;
 pub mod shared;
+pub mod start;
 
 pub use session::OrtBackend;
 
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 
+use crate::backend::{ModelFacts, WeightsSource};
 use crate::error::{Error, Result};
-use crate::model_dir::ModelDir;
 use crate::settings::{Int8Scheme, Precision};
-use crate::weights::WeightsSource;
 use runtime::Runtime;
 use shared::SharedWeights;
 use std::sync::Arc;
@@ -43,7 +44,7 @@ pub struct SessionPlan {
 /// the provider is missing or does not start.
 pub fn load(
     runtime: &Runtime,
-    dir: &ModelDir,
+    facts: ModelFacts,
     weights: &mut WeightsSource,
     max_length: usize,
     plan: SessionPlan,
@@ -53,7 +54,7 @@ pub fn load(
             return Err(Error::BackendUnavailable(reason));
         }
     }
-    build(runtime, dir, weights, max_length, plan).map_err(|e| match plan.provider {
+    build(runtime, facts, weights, max_length, plan).map_err(|e| match plan.provider {
         Provider::Cuda => Error::BackendUnavailable(cuda::failed_to_start(&e.to_string())),
         Provider::Cpu => e,
     })
@@ -61,7 +62,7 @@ pub fn load(
 
 fn build(
     runtime: &Runtime,
-    dir: &ModelDir,
+    facts: ModelFacts,
     weights: &mut WeightsSource,
     max_length: usize,
     plan: SessionPlan,
@@ -81,7 +82,7 @@ fn build(
         (WeightsSource::Encoder { encoder, source }, Some(precision)) => graph::session(
             std::sync::Arc::make_mut(encoder),
             source,
-            dir.pooling,
+            facts.pooling,
             max_length,
             graph::Numerics {
                 precision,
@@ -101,8 +102,8 @@ fn build(
     OrtBackend::new(
         session,
         weights.path(),
-        dir.pooling,
-        dir.config.hidden(),
+        facts.pooling,
+        facts.hidden,
         plan.provider,
     )
 }
@@ -135,7 +136,7 @@ fn holds_weights_twice(weights: &WeightsSource, precision: Option<Precision>) ->
 /// (cosine 1e-5).
 pub fn save(
     runtime: &Runtime,
-    dir: &ModelDir,
+    facts: ModelFacts,
     weights: &mut WeightsSource,
     max_length: usize,
     plan: SessionPlan,
@@ -163,7 +164,15 @@ pub fn save(
         precision,
         int8: plan.int8,
     };
-    graph::session(encoder, source, dir.pooling, max_length, numerics, &builder).map(drop)
+    graph::session(
+        encoder,
+        source,
+        facts.pooling,
+        max_length,
+        numerics,
+        &builder,
+    )
+    .map(drop)
 }
 
 /// Entries whose weights file is larger run without lanes, loaded by ONNX Runtime itself,
@@ -177,7 +186,7 @@ const SHARED_LIMIT_BYTES: u64 = 1 << 30;
 /// maps its weights and pre-packs them.
 pub fn load_cached(
     runtime: &'static Runtime,
-    dir: &ModelDir,
+    facts: ModelFacts,
     entry: &std::path::Path,
     threads: Option<usize>,
 ) -> Result<OrtBackend> {
@@ -189,13 +198,7 @@ pub fn load_cached(
         false => None,
     };
     let session = open_entry(runtime, &model, weights.as_deref(), threads)?;
-    let backend = OrtBackend::new(
-        session,
-        &model,
-        dir.pooling,
-        dir.config.hidden(),
-        Provider::Cpu,
-    )?;
+    let backend = OrtBackend::new(session, &model, facts.pooling, facts.hidden, Provider::Cpu)?;
     let Some(weights) = weights else {
         return Ok(backend);
     };

@@ -1,20 +1,18 @@
 //! One ONNX Runtime session, from an `.onnx` file or from the graph built from safetensors;
 //! its inputs and outputs are read from the session, not assumed.
 use std::borrow::Cow;
-use std::ffi::CString;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use once_cell::sync::OnceCell;
-
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorElementType};
-use ort::AsPointer;
 
+use crate::backend::{Backend, RunBatch};
 use crate::batching::Batch;
 use crate::error::{Error, Result};
 use crate::pooling::{pool, Pooling};
 
+use super::lanes::{run_in_lanes, run_shared, Lanes};
 use super::shared::SharedWeights;
 use super::Provider;
 
@@ -35,14 +33,6 @@ pub struct OrtBackend {
     /// The mapped weights both sessions read; declared last, so dropped after them.
     _weights: Option<Arc<SharedWeights>>,
 }
-
-struct Lanes {
-    count: usize,
-    session: OnceCell<Session>,
-    open: OpenSession,
-}
-
-type OpenSession = Box<dyn Fn() -> Result<Session> + Send + Sync>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum InputKind {
@@ -114,21 +104,15 @@ impl OrtBackend {
     }
 
     /// Adds a single-threaded session, opened by `open` when first needed, for `count` threads
-    /// to run at once: two threads of
-    /// ONNX Runtime's pool in one run gained nothing over one thread in some runs on this VM
-    /// (int8: 11-15 s against 7-9 s for MiniLM's 1,000 texts), while separate runs scale.
-    /// Only a CPU graph with a pooled float32 output (every cache entry) takes lanes.
+    /// to run at once (see `lanes`). Only a CPU graph with a pooled float32 output (every cache
+    /// entry) takes lanes.
     pub fn with_lanes(
         mut self,
         count: usize,
         open: impl Fn() -> Result<Session> + Send + Sync + 'static,
     ) -> Self {
         if self.provider == Provider::Cpu && self.pooling.is_none() && !self.half_output {
-            self.lanes = Some(Lanes {
-                count,
-                session: OnceCell::new(),
-                open: Box::new(open),
-            });
+            self.lanes = Some(Lanes::new(count, Box::new(open)));
         }
         self
     }
@@ -162,23 +146,35 @@ impl OrtBackend {
             })
             .collect()
     }
+
+    /// `forward` on the lanes' session, on the calling thread alone.
+    fn forward_in_lane(&self, lanes: &Lanes, batch: &Batch, out: &mut [f32]) -> Result<()> {
+        let inputs = self.values(batch)?;
+        let mut pooled = Tensor::from_array(([batch.size(), self.dim], vec![0f32; out.len()]))?;
+        run_shared(lanes.session()?, &inputs, &self.output, &mut pooled)?;
+        out.copy_from_slice(pooled.try_extract_tensor::<f32>()?.1);
+        Ok(())
+    }
 }
 
-impl super::super::Backend for OrtBackend {
+impl Backend for OrtBackend {
     fn lanes(&self) -> usize {
         self.lanes.as_ref().map_or(1, |l| l.count)
     }
 
-    fn forward_in_lane(&self, batch: &Batch, out: &mut [f32]) -> Result<()> {
-        let Some(lanes) = &self.lanes else {
-            return self.forward(batch, out);
-        };
-        let inputs = self.values(batch)?;
-        let mut pooled = Tensor::from_array(([batch.size(), self.dim], vec![0f32; out.len()]))?;
-        let session = lanes.session.get_or_try_init(&lanes.open)?;
-        run_shared(session, &inputs, &self.output, &mut pooled)?;
-        out.copy_from_slice(pooled.try_extract_tensor::<f32>()?.1);
-        Ok(())
+    /// With lanes and several micro-batches, they run on `lanes` threads at once.
+    fn forward_all(&self, batches: Vec<Vec<usize>>, run: &RunBatch) -> Result<()> {
+        match &self.lanes {
+            Some(lanes) if lanes.count > 1 && batches.len() > 1 => {
+                let count = lanes.count.min(batches.len());
+                run_in_lanes(count, batches, |rows| {
+                    run(rows, &|batch, out| self.forward_in_lane(lanes, batch, out))
+                })
+            }
+            _ => batches
+                .into_iter()
+                .try_for_each(|rows| run(rows, &|batch, out| self.forward(batch, out))),
+        }
     }
 
     fn forward(&self, batch: &Batch, out: &mut [f32]) -> Result<()> {
@@ -187,7 +183,9 @@ impl super::super::Backend for OrtBackend {
             .session
             .lock()
             .map_err(|_| Error::Internal("session lock poisoned".into()))?;
-        let outputs = session.run(feeds).map_err(|e| classify(e.to_string()))?;
+        let outputs = session
+            .run(feeds)
+            .map_err(|e| Error::from_run(e.to_string()))?;
         let value = outputs
             .get(&self.output)
             .ok_or_else(|| Error::Internal(format!("output {} missing", self.output)))?;
@@ -228,59 +226,6 @@ impl super::super::Backend for OrtBackend {
             Provider::Cpu => "cpu".into(),
             Provider::Cuda => "cuda:0".into(),
         }
-    }
-}
-
-/// ONNX Runtime's `Run` on `session` into the preallocated `output`, from any number of threads
-/// at once. `ort` takes `&mut self` to run, for every execution provider; ONNX Runtime's own
-/// maintainers state that a CPU session is stateless in `Run` and may be run concurrently
-/// (microsoft/onnxruntime#114, #5558, #22967), which its Python API does when threads release
-/// the GIL. Only CPU sessions come here (`with_lanes`).
-fn run_shared(
-    session: &Session,
-    inputs: &[(&str, DynValue)],
-    output: &str,
-    into: &mut Tensor<f32>,
-) -> Result<()> {
-    let text = |s: &str| CString::new(s).map_err(|_| Error::Internal(format!("name {s:?}")));
-    let names = inputs
-        .iter()
-        .map(|(n, _)| text(n))
-        .collect::<Result<Vec<_>>>()?;
-    let name_ptrs: Vec<_> = names.iter().map(|n| n.as_ptr()).collect();
-    let value_ptrs: Vec<_> = inputs.iter().map(|(_, v)| v.ptr()).collect();
-    let output = text(output)?;
-    let mut output_ptr = into.ptr_mut();
-    // SAFETY: every pointer outlives the call; `into` has the output's shape and type.
-    let status = unsafe {
-        (ort::api().Run)(
-            session.ptr().cast_mut(),
-            std::ptr::null(),
-            name_ptrs.as_ptr(),
-            value_ptrs.as_ptr(),
-            value_ptrs.len(),
-            &output.as_ptr(),
-            1,
-            &mut output_ptr,
-        )
-    };
-    // SAFETY: the status comes from the call above and is released here.
-    unsafe { ort::Error::result_from_status(status) }.map_err(|e| classify(e.to_string()))
-}
-
-/// Out-of-memory failures are told apart so that the engine can retry with smaller batches.
-fn classify(message: String) -> Error {
-    let lower = message.to_lowercase();
-    let oom = [
-        "out of memory",
-        "failed to allocate",
-        "cudaerrormemoryallocation",
-        "bad_alloc",
-    ];
-    if oom.iter().any(|m| lower.contains(m)) {
-        Error::OutOfMemory(message)
-    } else {
-        Error::Ort(message)
     }
 }
 

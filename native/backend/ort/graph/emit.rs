@@ -9,8 +9,8 @@ use ort::value::{Shape, Tensor as OrtTensor};
 use super::int8::FirstRow;
 use super::plumbing::{int64_matrix, Emitter, FLOAT, FLOAT16};
 use crate::arch::{
-    Activation, Attention, Encoder, FeedForward, Layer, Linear, Mask, Norm, NormKind, Residual,
-    Rotary,
+    Activation, Attention, AttentionDirection, Encoder, FeedForward, Layer, Linear, Norm, NormKind,
+    Residual, Rotary,
 };
 use crate::error::Result;
 use crate::pooling::Pooling;
@@ -36,7 +36,7 @@ pub fn model(
     // and its softmax runs in float32: its sums grow layer by layer (gte-Qwen2 is reported to
     // overflow plain fp16).
     let wide_residual = precision == Precision::Float16 && encoder.residual == Residual::PreNorm;
-    let mut g = Emitter::new(numerics, encoder.mask, wide_residual)?;
+    let mut g = Emitter::new(numerics, encoder.direction, wide_residual)?;
     let x = g.embeddings(encoder)?;
     encoder.word_embeddings = Default::default();
     encoder.position_embeddings = None;
@@ -103,7 +103,11 @@ struct RopeTables {
 }
 
 impl Emitter {
-    fn new(numerics: super::Numerics, attention: Mask, wide_softmax: bool) -> Result<Self> {
+    fn new(
+        numerics: super::Numerics,
+        attention: AttentionDirection,
+        wide_softmax: bool,
+    ) -> Result<Self> {
         let precision = numerics.precision;
         let mut graph = Graph::new()?;
         graph.set_inputs([int64_matrix("input_ids"), int64_matrix("attention_mask")])?;
@@ -141,7 +145,7 @@ impl Emitter {
         let bias = g.op("Mul", &[&minus_one, &big], vec![])?;
         let axes = g.ints("axes", &[1, 2])?;
         let mut bias = g.op("Unsqueeze", &[&bias, &axes], vec![])?; // [batch, 1, 1, seq]
-        if attention == Mask::Causal {
+        if attention == AttentionDirection::Causal {
             let causal = g.causal_bias()?;
             bias = g.op("Add", &[&bias, &causal], vec![])?; // [batch, 1, seq, seq]
         }

@@ -1,0 +1,127 @@
+//! How an ONNX Runtime backend starts: a CPU graph built from safetensors starts from the graph
+//! cache when it has the entry, and writes the entry when not; anything else is built in memory.
+use std::path::{Path, PathBuf};
+
+use super::cache::{Cache, Fingerprint};
+use super::runtime::Runtime;
+use super::{OrtBackend, Provider, SessionPlan};
+use crate::arch::AttentionDirection;
+use crate::backend::{LazyWeights, ModelFacts};
+use crate::error::Result;
+use crate::settings::Precision;
+use crate::weights::Safetensors;
+
+/// What the graph cache did for this model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheUse {
+    /// Started from this entry.
+    Hit(PathBuf),
+    /// Wrote this entry, then started from it.
+    Written(PathBuf),
+    /// Not used, and why.
+    Off(String),
+}
+
+impl CacheUse {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CacheUse::Hit(_) => "hit",
+            CacheUse::Written(_) => "written",
+            CacheUse::Off(_) => "off",
+        }
+    }
+}
+
+/// Everything an ONNX Runtime backend starts from besides its weights.
+pub struct Start<'a> {
+    pub runtime: &'static Runtime,
+    /// The snapshot's folder: its weight files and `config.json` are part of the cache key.
+    pub snapshot: &'a Path,
+    pub facts: ModelFacts,
+    pub attention: AttentionDirection,
+    pub max_length: usize,
+    pub plan: SessionPlan,
+    /// The graph cache's folder; `None`: turned off.
+    pub cache_dir: Option<&'a Path>,
+}
+
+/// The backend `start` describes, and what the graph cache did for it.
+pub fn start(s: &Start, weights: &mut LazyWeights) -> Result<(OrtBackend, CacheUse)> {
+    let why_not = match (s.plan.precision, s.plan.provider, s.cache_dir) {
+        (None, _, _) => "an ONNX file runs as it is",
+        (_, Provider::Cuda, _) => "only CPU graphs are cached",
+        (_, _, None) => "turned off (cache: false or SEMANTIC_SEARCH_CACHE=off)",
+        (Some(_), Provider::Cpu, Some(root)) => {
+            let key = fingerprint(s)?.key();
+            return start_cached(&Cache::new(root.to_path_buf()), &key, s, weights);
+        }
+    };
+    let backend = super::load(s.runtime, s.facts, weights.get()?, s.max_length, s.plan)?;
+    Ok((backend, CacheUse::Off(why_not.into())))
+}
+
+/// The CPU graph from the cache entry of `key`; without one, built, written to the cache and
+/// started from it; when the cache cannot be written, built as without a cache.
+fn start_cached(
+    cache: &Cache,
+    key: &str,
+    s: &Start,
+    weights: &mut LazyWeights,
+) -> Result<(OrtBackend, CacheUse)> {
+    let threads = s.plan.threads;
+    if let Some(entry) = cache.lookup(key) {
+        match super::load_cached(s.runtime, s.facts, &entry, threads) {
+            Ok(backend) => return Ok((backend, CacheUse::Hit(entry))),
+            Err(_) => cache.discard(&entry),
+        }
+    }
+    let written = cache.stage(key).and_then(|staged| {
+        super::save(
+            s.runtime,
+            s.facts,
+            weights.get()?,
+            s.max_length,
+            s.plan,
+            &staged,
+        )?;
+        staged.commit()
+    });
+    let problem = match written {
+        // The session that wrote the entry had no pre-packed weights (see `save`); the model
+        // starts from the entry, as every later start does.
+        // An entry ONNX Runtime cannot start from here (as when onnxruntime-node created the
+        // process's environment without shared thread pools) leaves the graph built in memory.
+        Ok(entry) => match super::load_cached(s.runtime, s.facts, &entry, threads) {
+            Ok(backend) => return Ok((backend, CacheUse::Written(entry))),
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    let backend = super::load(s.runtime, s.facts, weights.get()?, s.max_length, s.plan)?;
+    let why = format!("could not be used: {problem}");
+    Ok((backend, CacheUse::Off(why)))
+}
+
+/// Everything the optimised graph depends on: the weight files and config, the graph's
+/// settings, ONNX Runtime's version and the CPU's features (an optimised graph may use kernels
+/// only this CPU runs).
+fn fingerprint(s: &Start) -> Result<Fingerprint> {
+    let mut f = Fingerprint::new();
+    if let Some((source, files)) = Safetensors::files(s.snapshot)? {
+        for file in files.iter().chain([&source]) {
+            f.add_file(file)?;
+        }
+    }
+    f.add_file(&s.snapshot.join("config.json"))?;
+    let precision = s.plan.precision.map_or("onnx", Precision::name);
+    f.add("precision", precision.as_bytes());
+    f.add("pooling", s.facts.pooling.name().as_bytes());
+    f.add("max_length", s.max_length.to_string().as_bytes());
+    f.add("attention", s.attention.name().as_bytes());
+    f.add("ort", s.runtime.version.as_bytes());
+    f.add("cpu", crate::cpu::features().as_bytes());
+    if s.plan.precision == Some(Precision::Int8) {
+        f.add("int8", s.plan.int8.name().as_bytes());
+    }
+    Ok(f)
+}
