@@ -1,10 +1,12 @@
 //! BERT (all-MiniLM, bge, e5, arctic-embed): absolute positions, biases, GELU, post-norm.
 use serde::Deserialize;
 
+use super::architecture::Architecture;
 use super::encoder::{
     add_row, Activation, Attention, AttentionDirection, Encoder, FeedForward, Layer, Residual,
 };
-use super::{Architecture, Keys, Sizes};
+use super::keys::Keys;
+use super::sizes::Sizes;
 use crate::error::{Error, Result};
 use crate::weights::Safetensors;
 

@@ -12,6 +12,14 @@ pub struct Linear {
     pub bias: Option<Tensor>,
 }
 
+impl Linear {
+    /// The bias times `scale` (a query scaled by 1/sqrt(head size) folds it in).
+    pub fn scaled_bias(&self, scale: f32) -> Option<Vec<f32>> {
+        let bias = self.bias.as_ref()?;
+        Some(bias.f32().iter().map(|v| v * scale).collect())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NormKind {
     /// `(x - mean) / sqrt(var + eps) * weight + bias`

@@ -2,6 +2,7 @@
 //! onto an `Encoder` (the description every backend runs). One file per architecture, each
 //! behind `Architecture`; `REGISTRY` lists them by `model_type`. Any other `model_type` runs
 //! only from the snapshot's ONNX file (`OnnxOnly`).
+mod architecture;
 mod bert;
 mod encoder;
 mod keys;
@@ -17,45 +18,10 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::weights::Safetensors;
 
+pub use architecture::Architecture;
 pub use encoder::*;
 pub use keys::Keys;
 pub use sizes::Sizes;
-
-/// One architecture, parsed from its `config.json`.
-pub trait Architecture: std::fmt::Debug + Send + Sync {
-    /// The `model_type` as the snapshot names it.
-    fn model_type(&self) -> &str;
-    /// Its sizes, checked before anything is allocated from them; `None` when the config does
-    /// not give them (an ONNX-only model).
-    fn sizes(&self) -> Option<Sizes>;
-    /// The hidden size; `None` when an unknown architecture's config does not say.
-    fn hidden(&self) -> Option<usize> {
-        self.sizes().map(|s| s.hidden)
-    }
-    /// The longest input the model was trained on, in tokens.
-    fn max_trained_tokens(&self) -> usize;
-    /// The truncation used when neither the caller nor a smaller `max_seq_length` sets one.
-    fn default_max_length(&self) -> usize {
-        self.max_trained_tokens()
-    }
-    /// The attention direction the snapshot asks for.
-    fn attention(&self) -> AttentionDirection {
-        AttentionDirection::Bidirectional
-    }
-    /// The token that ends every sequence of a last-token model.
-    fn eos(&self) -> Option<u32> {
-        None
-    }
-    /// Why it cannot be built from `model.safetensors` (`has model_type "x"`); `None` when it can.
-    fn not_buildable(&self) -> Option<String> {
-        None
-    }
-    /// A key every checkpoint of the architecture has: what stands before it is the
-    /// checkpoint's key prefix (`bert.`, `model.`). `None`: not built from safetensors.
-    fn anchor(&self) -> Option<&'static str>;
-    /// The encoder of `weights`, attending in `direction`.
-    fn describe(&self, weights: &Safetensors, direction: AttentionDirection) -> Result<Encoder>;
-}
 
 type Parse = fn(&str) -> serde_json::Result<Box<dyn Architecture>>;
 

@@ -1,10 +1,12 @@
 //! NomicBert (CodeRankEmbed, nomic-embed-text): fused Wqkv, rotary positions, SwiGLU, post-norm.
 use serde::Deserialize;
 
+use super::architecture::Architecture;
 use super::encoder::{
     add_row, Attention, AttentionDirection, Encoder, FeedForward, Layer, Linear, Residual, Rotary,
 };
-use super::{Architecture, Keys, Sizes};
+use super::keys::Keys;
+use super::sizes::Sizes;
 use crate::error::{Error, Result};
 use crate::weights::Safetensors;
 

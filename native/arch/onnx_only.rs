@@ -2,9 +2,9 @@
 //! only what running that file needs is read.
 use serde::Deserialize;
 
+use super::architecture::Architecture;
 use super::encoder::{AttentionDirection, Encoder};
 use super::sizes::{within, Sizes, MAX_HIDDEN, MAX_POSITIONS};
-use super::Architecture;
 use crate::error::{Error, Result};
 use crate::weights::Safetensors;
 

@@ -81,34 +81,7 @@ pub fn failed_to_start(error: &str) -> String {
 }
 
 fn identity_session(runtime: &Runtime) -> crate::error::Result<()> {
-    use ort::editor::{Graph, Model, Node, Opset, ONNX_DOMAIN};
-    use ort::value::{Outlet, Shape, SymbolicDimensions, TensorElementType, ValueType};
-    let vector = |name: &str| {
-        Outlet::new(
-            name,
-            ValueType::Tensor {
-                ty: TensorElementType::Float32,
-                shape: Shape::new([-1]),
-                dimension_symbols: SymbolicDimensions::empty(1),
-            },
-        )
-    };
-    let mut graph = Graph::new()?;
-    graph.set_inputs([vector("x")])?;
-    graph.set_outputs([vector("y")])?;
-    graph.add_node(Node::new(
-        "Identity",
-        ONNX_DOMAIN,
-        "identity",
-        ["x"],
-        ["y"],
-        [],
-    )?)?;
-    let mut model = Model::new([Opset::new(ONNX_DOMAIN, 17)?])?;
-    model.set_graph(graph)?;
-    model.into_session(&with_cuda(
-        super::session_builder(&runtime.env, Some(1))?,
-        None,
-    )?)?;
+    let builder = with_cuda(super::plan::session_builder(&runtime.env, Some(1))?, None)?;
+    super::graph::identity_model()?.into_session(&builder)?;
     Ok(())
 }

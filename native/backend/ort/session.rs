@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::pooling::{pool, Pooling};
 
 use super::lanes::{run_in_lanes, run_shared, Lanes};
+use super::plan::Provider;
 use super::shared::SharedWeights;
-use super::Provider;
 
 pub struct OrtBackend {
     // `ort`'s `Session::run` takes `&mut self`; only the lanes' CPU session runs unlocked

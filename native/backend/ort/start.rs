@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use super::cache::{Cache, Fingerprint};
+use super::open::{load, load_cached, save};
+use super::plan::{Provider, SessionPlan};
 use super::runtime::Runtime;
-use super::{OrtBackend, Provider, SessionPlan};
+use super::session::OrtBackend;
 use crate::arch::AttentionDirection;
 use crate::backend::{LazyWeights, ModelFacts};
 use crate::error::Result;
@@ -56,7 +58,7 @@ pub fn start(s: &Start, weights: &mut LazyWeights) -> Result<(OrtBackend, CacheU
             return start_cached(&Cache::new(root.to_path_buf()), &key, s, weights);
         }
     };
-    let backend = super::load(s.runtime, s.facts, weights.get()?, s.max_length, s.plan)?;
+    let backend = load(s.runtime, s.facts, weights.get()?, s.max_length, s.plan)?;
     Ok((backend, CacheUse::Off(why_not.into())))
 }
 
@@ -70,13 +72,13 @@ fn start_cached(
 ) -> Result<(OrtBackend, CacheUse)> {
     let threads = s.plan.threads;
     if let Some(entry) = cache.lookup(key) {
-        match super::load_cached(s.runtime, s.facts, &entry, threads) {
+        match load_cached(s.runtime, s.facts, &entry, threads) {
             Ok(backend) => return Ok((backend, CacheUse::Hit(entry))),
             Err(_) => cache.discard(&entry),
         }
     }
     let written = cache.stage(key).and_then(|staged| {
-        super::save(
+        save(
             s.runtime,
             s.facts,
             weights.get()?,
@@ -91,13 +93,13 @@ fn start_cached(
         // starts from the entry, as every later start does.
         // An entry ONNX Runtime cannot start from here (as when onnxruntime-node created the
         // process's environment without shared thread pools) leaves the graph built in memory.
-        Ok(entry) => match super::load_cached(s.runtime, s.facts, &entry, threads) {
+        Ok(entry) => match load_cached(s.runtime, s.facts, &entry, threads) {
             Ok(backend) => return Ok((backend, CacheUse::Written(entry))),
             Err(e) => e,
         },
         Err(e) => e,
     };
-    let backend = super::load(s.runtime, s.facts, weights.get()?, s.max_length, s.plan)?;
+    let backend = load(s.runtime, s.facts, weights.get()?, s.max_length, s.plan)?;
     let why = format!("could not be used: {problem}");
     Ok((backend, CacheUse::Off(why)))
 }

@@ -4,22 +4,22 @@
 //! norm outputs; the weights' signedness and the activations' width by the CPU (`Int8Scheme`);
 //! the attention's first-position rows quantised twice (the row, then what it left out); the
 //! FFN's down projection after SwiGLU in float32.
+use std::collections::HashMap;
+
 use ort::operator::Attribute;
 
-use super::emit::scaled_bias;
-use super::plumbing::{Emitter, FLOAT, MS_DOMAIN};
+use super::plumbing::{Builder, FLOAT, MS_DOMAIN};
+use super::rules::FirstRow;
 use crate::arch::Linear;
 use crate::error::Result;
-use crate::settings::{Int8Scheme, Precision};
+use crate::settings::Int8Scheme;
 use crate::weights::Tensor;
 
 /// Largest weight magnitude in quantisation steps (symmetric around zero, so one level of 255
 /// is unused: the zero point is exact).
 const INT8_LEVELS: f32 = 127.0;
-/// How much of a channel's magnitude smoothing moves from the activations into the weights.
-/// Measured on MiniLM over 3,000 code symbols, min / 1st-percentile cosine to float32: 0.5 gave
-/// 0.99652 / 0.99734, 0.3 gives 0.99694 / 0.99734 (with 7-bit weights too, 0.3 beat 0, 0.15,
-/// 0.5 and 0.7).
+/// How much of a channel's magnitude smoothing moves from the activations into the weights
+/// (chosen by measurement: benchmark/README.md).
 const SMOOTHING: f32 = 0.3;
 /// ONNX's element type of uint8 tensors.
 const UINT8: i64 = 2;
@@ -38,6 +38,15 @@ pub(super) struct QuantizedRows {
     floor: f32,
 }
 
+/// The integers a row maps onto: `round(v / s) + zero` with `s = bound / levels`, after `floor`
+/// was taken from every value.
+#[derive(Clone, Copy)]
+struct Grid {
+    levels: u8,
+    zero: u8,
+    floor: f32,
+}
+
 /// A projection's weight as the integer product reads it.
 struct QuantizedWeight {
     values: String,
@@ -47,44 +56,76 @@ struct QuantizedWeight {
     zero: Option<String>,
 }
 
-/// How a projection treats the first position's row (see `attention_projection`).
-#[derive(Clone, Copy, PartialEq)]
-pub(super) enum FirstRow {
-    AsTheRest,
-    /// Quantised twice: the row, then what its quantisation left out.
-    Refined,
+/// What the int8 rules know of the graph being built: the values the emitter told them of, and
+/// what they have quantised already (shared by every projection that reads the same value).
+pub(super) struct Int8 {
+    scheme: Int8Scheme,
+    /// Per-channel magnitude bound of each norm output (for smoothing its consumers).
+    norm_bounds: HashMap<String, Vec<f32>>,
+    /// The least value of each activation output that has one (GELU, ReLU): quantised over
+    /// [floor, max] per row.
+    floors: HashMap<String, f32>,
+    /// The smoothed copy of each norm output, shared by the projections that read it.
+    smoothed: HashMap<String, (String, Vec<f32>)>,
+    /// Each activation quantised per row.
+    quantized: HashMap<String, QuantizedRows>,
+    /// The second quantisation of each activation's first position (`first_row_residual`).
+    first_rows: HashMap<String, QuantizedRows>,
 }
 
-impl Emitter {
+impl Int8 {
+    pub(super) fn new(scheme: Int8Scheme) -> Int8 {
+        Int8 {
+            scheme,
+            norm_bounds: HashMap::new(),
+            floors: HashMap::new(),
+            smoothed: HashMap::new(),
+            quantized: HashMap::new(),
+            first_rows: HashMap::new(),
+        }
+    }
+
+    /// `output` is a norm's, whose channel c stays within `bounds[c]`.
+    pub(super) fn note_norm(&mut self, output: &str, bounds: Vec<f32>) {
+        self.norm_bounds.insert(output.to_string(), bounds);
+    }
+
+    /// `output` never goes below `floor`.
+    pub(super) fn note_floor(&mut self, output: &str, floor: f32) {
+        self.floors.insert(output.to_string(), floor);
+    }
+
     /// The int8 form of `linear` (its weight and bias times `scale`), reading `x` smoothed where
     /// it is a norm's output.
-    pub(super) fn int8_linear(
+    pub(super) fn linear(
         &mut self,
+        b: &mut Builder,
         x: &str,
         linear: &Linear,
         scale: f32,
         first: FirstRow,
     ) -> Result<String> {
-        let bias = scaled_bias(linear, scale);
+        let bias = linear.scaled_bias(scale);
         // widened once here: the quantiser reads it twice
         let mut w = linear.weight.transposed();
         if scale != 1.0 {
             w.f32_mut().iter_mut().for_each(|v| *v *= scale);
         }
-        let Some((smoothed, factors)) = self.smoothed(x)? else {
-            return self.quantized_linear(x, &w, bias.as_deref(), first);
+        let Some((smoothed, factors)) = self.smoothed(b, x)? else {
+            return self.quantized_linear(b, x, &w, bias.as_deref(), first);
         };
         let cols = w.shape[1];
         for (row, f) in w.f32_mut().chunks_exact_mut(cols).zip(&factors) {
             row.iter_mut().for_each(|v| *v *= f);
         }
-        self.quantized_linear(&smoothed, &w, bias.as_deref(), first)
+        self.quantized_linear(b, &smoothed, &w, bias.as_deref(), first)
     }
 
     /// `x @ w + bias` for `w` (`[in, out]`) quantised symmetrically per output column, `x`
     /// per row: `(q_x @ q_w) * scale_w` by MatMulIntegerToFloat, then times each row's scale.
     fn quantized_linear(
         &mut self,
+        b: &mut Builder,
         x: &str,
         w: &Tensor,
         bias: Option<&[f32]>,
@@ -92,42 +133,42 @@ impl Emitter {
     ) -> Result<String> {
         let cols = w.shape[1];
         let scales = column_scales(w);
-        let (weight, zero) = match self.int8 {
+        let (weight, zero) = match self.scheme {
             Int8Scheme::SignedWeights | Int8Scheme::SignedWeightsNarrowActivations => {
                 let q: Vec<i8> = quantize(w, &scales, |v| v as i8);
-                (self.initializer("weight_int8", &w.shape, &q)?, None)
+                (b.initializer("weight_int8", &w.shape, &q)?, None)
             }
             Int8Scheme::UnsignedWeights => {
                 let q: Vec<u8> = quantize(w, &scales, |v| (v + 128.0) as u8);
-                let zero = self.initializer("weight_zero", &[cols], &vec![128u8; cols])?;
-                (self.initializer("weight_uint8", &w.shape, &q)?, Some(zero))
+                let zero = b.initializer("weight_zero", &[cols], &vec![128u8; cols])?;
+                (b.initializer("weight_uint8", &w.shape, &q)?, Some(zero))
             }
         };
-        let rows = self.quantized_rows(x)?;
+        let rows = self.quantized_rows(b, x)?;
         let bias = shifted_bias(w, &scales, bias, rows.floor);
-        let scale = self.floats("weight_scale", &[cols], &scales)?;
+        let scale = b.floats("weight_scale", &[cols], &scales)?;
         let weight = QuantizedWeight {
             values: weight,
             scale,
             zero,
         };
-        let mut y = self.integer_product(&rows, &weight)?;
+        let mut y = self.integer_product(b, &rows, &weight)?;
         if first == FirstRow::Refined {
-            let residual = self.first_row_residual(x)?;
-            let correction = self.integer_product(&residual, &weight)?;
-            let head = self.positions(&y, 0, 1)?;
-            let head = self.op("Add", &[&head, &correction], vec![])?;
-            let rest = self.positions(&y, 1, i64::MAX)?;
-            y = self.op(
+            let residual = self.first_row_residual(b, x)?;
+            let correction = self.integer_product(b, &residual, &weight)?;
+            let head = positions(b, &y, 0, 1)?;
+            let head = b.op("Add", &[&head, &correction], vec![])?;
+            let rest = positions(b, &y, 1, i64::MAX)?;
+            y = b.op(
                 "Concat",
                 &[&head, &rest],
                 vec![Attribute::new("axis", 1i64)?],
             )?;
         }
         match bias {
-            Some(b) => {
-                let bias = self.floats("bias", &[cols], &b)?;
-                self.op("Add", &[&y, &bias], vec![])
+            Some(values) => {
+                let bias = b.floats("bias", &[cols], &values)?;
+                b.op("Add", &[&y, &bias], vec![])
             }
             None => Ok(y),
         }
@@ -136,75 +177,86 @@ impl Emitter {
     /// `rows @ weight` in float32: MatMulIntegerToFloat, times each row's scale.
     fn integer_product(
         &mut self,
+        b: &mut Builder,
         rows: &QuantizedRows,
         weight: &QuantizedWeight,
     ) -> Result<String> {
-        let one = self.scalar32(1.0)?;
-        let row_zero = self.initializer("row_zero", &[], &[rows.zero])?;
+        let one = b.scalar32(1.0)?;
+        let row_zero = b.initializer("row_zero", &[], &[rows.zero])?;
         let mut inputs = vec![&rows.values, &weight.values, &one, &weight.scale, &row_zero];
         inputs.extend(weight.zero.as_ref());
         let inputs: Vec<&str> = inputs.into_iter().map(String::as_str).collect();
-        let product = self
+        let product = b
             .ops_in(MS_DOMAIN, "MatMulIntegerToFloat", &inputs, vec![], 1)?
             .remove(0);
-        self.op("Mul", &[&product, &rows.scale], vec![])
+        b.op("Mul", &[&product, &rows.scale], vec![])
     }
 
     /// What quantising `x`'s first position left out, `x[:, 0] - dequantised`, quantised per
     /// row in turn; shared by the projections that read `x`.
-    fn first_row_residual(&mut self, x: &str) -> Result<QuantizedRows> {
+    fn first_row_residual(&mut self, b: &mut Builder, x: &str) -> Result<QuantizedRows> {
         if let Some(done) = self.first_rows.get(x) {
             return Ok(done.clone());
         }
-        let rows = self.quantized_rows(x)?;
-        let levels = self.positions(&rows.values, 0, 1)?;
-        let levels = self.cast(&levels, FLOAT)?;
-        let offset = self.scalar32(f32::from(rows.zero))?;
-        let centred = self.op("Sub", &[&levels, &offset], vec![])?;
-        let scale = self.positions(&rows.scale, 0, 1)?;
-        let mut kept = self.op("Mul", &[&centred, &scale], vec![])?;
+        let rows = self.quantized_rows(b, x)?;
+        let levels = positions(b, &rows.values, 0, 1)?;
+        let levels = b.cast(&levels, FLOAT)?;
+        let offset = b.scalar32(f32::from(rows.zero))?;
+        let centred = b.op("Sub", &[&levels, &offset], vec![])?;
+        let scale = positions(b, &rows.scale, 0, 1)?;
+        let mut kept = b.op("Mul", &[&centred, &scale], vec![])?;
         if rows.floor != 0.0 {
-            let floor = self.scalar32(rows.floor)?;
-            kept = self.op("Add", &[&kept, &floor], vec![])?;
+            let floor = b.scalar32(rows.floor)?;
+            kept = b.op("Add", &[&kept, &floor], vec![])?;
         }
-        let first = self.positions(x, 0, 1)?;
-        let residual = self.op("Sub", &[&first, &kept], vec![])?;
-        let done = self.quantized_rows(&residual)?;
+        let first = positions(b, x, 0, 1)?;
+        let residual = b.op("Sub", &[&first, &kept], vec![])?;
+        let done = self.quantized_rows(b, &residual)?;
         self.first_rows.insert(x.to_string(), done.clone());
         Ok(done)
     }
 
     /// `x` (`[batch, seq, k]`) as uint8 `round(x / s) + 128` with `s = max|x| / 127` per row
     /// (`+ 64` and `/ 63` in 7 bits); shared by every projection that reads `x`.
-    fn quantized_rows(&mut self, x: &str) -> Result<QuantizedRows> {
+    fn quantized_rows(&mut self, b: &mut Builder, x: &str) -> Result<QuantizedRows> {
         if let Some(done) = self.quantized.get(x) {
             return Ok(done.clone());
         }
         if let Some(&floor) = self.floors.get(x) {
-            return self.bounded_rows(x, floor);
+            return self.bounded_rows(b, x, floor);
         }
-        let high = self.op("ReduceMax", &[x], last_axis()?)?;
-        let low = self.op("ReduceMin", &[x], last_axis()?)?;
-        let low = self.op("Neg", &[&low], vec![])?;
-        let centre = 1u8 << (self.int8.activation_bits() - 1);
-        let bound = self.op("Max", &[&high, &low], vec![])?;
-        self.quantize_rows(x, x, &bound, centre - 1, centre, 0.0)
+        let high = b.op("ReduceMax", &[x], last_axis()?)?;
+        let low = b.op("ReduceMin", &[x], last_axis()?)?;
+        let low = b.op("Neg", &[&low], vec![])?;
+        let centre = 1u8 << (self.scheme.activation_bits() - 1);
+        let bound = b.op("Max", &[&high, &low], vec![])?;
+        let grid = Grid {
+            levels: centre - 1,
+            zero: centre,
+            floor: 0.0,
+        };
+        self.quantize_rows(b, x, x, &bound, grid)
     }
 
     /// `x` (`[batch, seq, k]`, never below `floor`) as uint8 `round((x - floor) / s)` with
     /// `s = max(x - floor) / 255` per row (`/ 127` in 7 bits): twice the resolution of the
     /// symmetric form, which leaves the negative half of its levels unused on a GELU or ReLU
     /// output.
-    fn bounded_rows(&mut self, x: &str, floor: f32) -> Result<QuantizedRows> {
+    fn bounded_rows(&mut self, b: &mut Builder, x: &str, floor: f32) -> Result<QuantizedRows> {
         let shifted = if floor == 0.0 {
             x.to_string()
         } else {
-            let floor = self.scalar32(floor)?;
-            self.op("Sub", &[x, &floor], vec![])?
+            let floor = b.scalar32(floor)?;
+            b.op("Sub", &[x, &floor], vec![])?
         };
-        let bound = self.op("ReduceMax", &[&shifted], last_axis()?)?;
-        let top = (1u16 << self.int8.activation_bits()) - 1;
-        self.quantize_rows(x, &shifted, &bound, top as u8, 0, floor)
+        let bound = b.op("ReduceMax", &[&shifted], last_axis()?)?;
+        let top = (1u16 << self.scheme.activation_bits()) - 1;
+        let grid = Grid {
+            levels: top as u8,
+            zero: 0,
+            floor,
+        };
+        self.quantize_rows(b, x, &shifted, &bound, grid)
     }
 
     /// `values` (`x`, or `x` shifted down by `floor`) as uint8 `round(v / s) + zero` with
@@ -213,40 +265,44 @@ impl Emitter {
     /// Cast took four (measured 8 % slower per product at CodeRankEmbed's shapes).
     fn quantize_rows(
         &mut self,
+        b: &mut Builder,
         x: &str,
         values: &str,
         bound: &str,
-        levels: u8,
-        zero: u8,
-        floor: f32,
+        grid: Grid,
     ) -> Result<QuantizedRows> {
-        let tiny = self.scalar32(f32::MIN_POSITIVE)?;
-        let bound = self.op("Max", &[bound, &tiny], vec![])?;
-        let step = self.scalar32(1.0 / f32::from(levels))?;
-        let scale = self.op("Mul", &[&bound, &step], vec![])?; // [batch, seq, 1]
-        let flat = self.ints("shape", &[-1])?;
-        let row_scale = self.op("Reshape", &[&scale, &flat], vec![])?; // [rows]
+        let Grid {
+            levels,
+            zero,
+            floor,
+        } = grid;
+        let tiny = b.scalar32(f32::MIN_POSITIVE)?;
+        let bound = b.op("Max", &[bound, &tiny], vec![])?;
+        let step = b.scalar32(1.0 / f32::from(levels))?;
+        let scale = b.op("Mul", &[&bound, &step], vec![])?; // [batch, seq, 1]
+        let flat = b.ints("shape", &[-1])?;
+        let row_scale = b.op("Reshape", &[&scale, &flat], vec![])?; // [rows]
         let mut inputs = vec![row_scale.clone()];
         if zero != 0 {
             // the zero point must have the scale's shape: `zero` for every row
-            let nought = self.scalar32(0.0)?;
-            let zeroed = self.op("Mul", &[&row_scale, &nought], vec![])?;
-            let zero = self.scalar32(f32::from(zero))?;
-            let zero = self.op("Add", &[&zeroed, &zero], vec![])?;
-            inputs.push(self.cast(&zero, UINT8)?);
+            let nought = b.scalar32(0.0)?;
+            let zeroed = b.op("Mul", &[&row_scale, &nought], vec![])?;
+            let zero = b.scalar32(f32::from(zero))?;
+            let zero = b.op("Add", &[&zeroed, &zero], vec![])?;
+            inputs.push(b.cast(&zero, UINT8)?);
         }
         let last = vec![Attribute::new("axis", -1i64)?];
-        let rows = self.op("Flatten", &[values], last)?; // [rows, k]
+        let rows = b.op("Flatten", &[values], last)?; // [rows, k]
         let mut operands = vec![rows.as_str()];
         operands.extend(inputs.iter().map(String::as_str));
         // without a zero point, QuantizeLinear makes uint8 with zero at 0
-        let quantized = self.op(
+        let quantized = b.op(
             "QuantizeLinear",
             &operands,
             vec![Attribute::new("axis", 0i64)?],
         )?;
-        let shape = self.op("Shape", &[x], vec![])?;
-        let values = self.op("Reshape", &[&quantized, &shape], vec![])?;
+        let shape = b.op("Shape", &[x], vec![])?;
+        let values = b.op("Reshape", &[&quantized, &shape], vec![])?;
         let done = QuantizedRows {
             values,
             scale,
@@ -260,76 +316,36 @@ impl Emitter {
     /// SmoothQuant without calibration: divides channel c of a LayerNorm output by
     /// bound_c^SMOOTHING (the weights' rows are multiplied back), so that the few channels with
     /// large gammas no longer set the int8 scale of their rows.
-    pub(super) fn smoothed(&mut self, x: &str) -> Result<Option<(String, Vec<f32>)>> {
+    pub(super) fn smoothed(
+        &mut self,
+        b: &mut Builder,
+        x: &str,
+    ) -> Result<Option<(String, Vec<f32>)>> {
         if let Some(done) = self.smoothed.get(x) {
             return Ok(Some(done.clone()));
         }
         let Some(bounds) = self.norm_bounds.get(x) else {
             return Ok(None);
         };
-        let factors: Vec<f32> = bounds.iter().map(|b| b.max(1e-3).powf(SMOOTHING)).collect();
+        let factors: Vec<f32> = bounds
+            .iter()
+            .map(|bound| bound.max(1e-3).powf(SMOOTHING))
+            .collect();
         let inverse: Vec<f32> = factors.iter().map(|f| 1.0 / f).collect();
-        let inverse = self.floats("smooth", &[inverse.len()], &inverse)?;
-        let y = self.op("Mul", &[x, &inverse], vec![])?;
+        let inverse = b.floats("smooth", &[inverse.len()], &inverse)?;
+        let y = b.op("Mul", &[x, &inverse], vec![])?;
         self.smoothed
             .insert(x.to_string(), (y.clone(), factors.clone()));
         Ok(Some((y, factors)))
     }
+}
 
-    /// The FFN's down projection is int8 where its input is bounded below (GELU, ReLU), each
-    /// row's 256 levels spanning [floor, max]. Measured on MiniLM over 3,000 code symbols (min /
-    /// 1st percentile / mean of 1 - cosine to float32, corpus seconds; float32 took 43.5 s):
-    /// float32 down 0.99912 / 0.99934 / 4.3e-4 in 27.3 s; bounded int8 0.99848 / 0.99885 /
-    /// 7.7e-4 in 21.1 s; symmetric int8 0.99788 / 0.99842 / 1.0e-3 in 20.1 s. After SwiGLU
-    /// (signed, no floor) it stays float32: no real SwiGLU checkpoint is at hand to measure
-    /// its tails on, and NomicBert reaches 1.9x float32 without it.
-    pub(super) fn down_projection(&mut self, h: &str, down: &Linear) -> Result<String> {
-        if self.floors.contains_key(h) {
-            return self.linear(h, down, 1.0);
-        }
-        self.float32_linear(h, down, 1.0)
-    }
-
-    /// One of the attention's input projections, with the first position's row quantised twice
-    /// under int8. That position is where attention sinks: BERT's [CLS], a decoder's first
-    /// token. Its normalised state is nearly one channel (MiniLM: one channel at 19x the row's
-    /// rms, every layer), so its per-row scale leaves the other channels a level or two, and
-    /// every token reads its value (25-42 % of MiniLM's attention from layer 1 on). Simulated in
-    /// numpy on MiniLM (value rows quantised, the rest exact), the first row gives 91 % of the
-    /// error of quantising them all. The second pass quantises what the first left out, with
-    /// the same int8 weights, so no float32 copy of them is held. In the graph, over 3,000 code
-    /// symbols, min / 1st-percentile cosine to float32 (mean 1 - cosine): every row once
-    /// 0.99575 / 0.99673 (2.2e-3); q's, k's and v's first rows in float32 0.99868 / 0.99894
-    /// (7.1e-4), which held a float32 copy of those weights (Qodo-shaped: 353 MB).
-    pub(super) fn attention_projection(
-        &mut self,
-        x: &str,
-        linear: &Linear,
-        scale: f32,
-    ) -> Result<String> {
-        if self.precision != Precision::Int8 {
-            return self.linear(x, linear, scale);
-        }
-        self.int8_linear(x, linear, scale, FirstRow::Refined)
-    }
-
-    /// Positions `start..end` of `x` (`[batch, seq, ..]`).
-    fn positions(&mut self, x: &str, start: i64, end: i64) -> Result<String> {
-        let start = self.ints("start", &[start])?;
-        let end = self.ints("end", &[end])?;
-        let axis = self.ints("axes", &[1])?;
-        self.op("Slice", &[x, &start, &end, &axis], vec![])
-    }
-
-    fn float32_linear(&mut self, x: &str, linear: &Linear, scale: f32) -> Result<String> {
-        if self.precision != Precision::Int8 {
-            return self.linear(x, linear, scale);
-        }
-        self.precision = Precision::Float32;
-        let y = self.linear(x, linear, scale);
-        self.precision = Precision::Int8;
-        y
-    }
+/// Positions `start..end` of `x` (`[batch, seq, ..]`).
+fn positions(b: &mut Builder, x: &str, start: i64, end: i64) -> Result<String> {
+    let start = b.ints("start", &[start])?;
+    let end = b.ints("end", &[end])?;
+    let axis = b.ints("axes", &[1])?;
+    b.op("Slice", &[x, &start, &end, &axis], vec![])
 }
 
 /// A reduction over the last axis that keeps it.

@@ -3,6 +3,9 @@
 mod emit;
 mod int8;
 mod plumbing;
+mod pool;
+mod rope;
+mod rules;
 
 use ort::session::builder::SessionBuilder;
 use ort::session::Session;
@@ -12,19 +15,12 @@ use std::path::Path;
 use crate::arch::Encoder;
 use crate::error::{Error, Result};
 use crate::pooling::Pooling;
-use crate::settings::Int8Scheme;
 
-pub use emit::{Precision, OUTPUT};
-
-/// How the graph computes: its precision, and with int8 the scheme.
-#[derive(Debug, Clone, Copy)]
-pub struct Numerics {
-    pub precision: Precision,
-    pub int8: Int8Scheme,
-}
+pub use plumbing::OUTPUT;
+pub use rules::Numerics;
 
 /// A session over `encoder` (from the weights `source`; its tensors are taken into the graph),
-/// pooling with `pooling`, for inputs up to `max_positions` tokens.
+/// pooling with `pooling` (not normalising), for inputs up to `max_positions` tokens.
 pub fn session(
     encoder: &mut Encoder,
     source: &Path,
@@ -37,9 +33,9 @@ pub fn session(
     into_session(model, source, builder)
 }
 
-/// Writes the graph, with `last_hidden_state` as a second output and no runtime-specific
-/// fusions, as an ONNX file that other runtimes load (`Precision::Int8` uses ONNX Runtime's
-/// contrib operators, so only ONNX Runtime runs it).
+/// Writes the graph, its output normalised, with `last_hidden_state` as a second output and no
+/// runtime-specific fusions, as an ONNX file that other runtimes load (`Precision::Int8` uses
+/// ONNX Runtime's contrib operators, so only ONNX Runtime runs it).
 pub fn export(
     encoder: &mut Encoder,
     source: &Path,
@@ -64,4 +60,12 @@ fn into_session(
     model
         .into_session(builder)
         .map_err(|e| Error::model_file(source, format!("gave a graph ONNX Runtime refused ({e})")))
+}
+
+/// A one-node graph (`y = x`, float32 vectors): what a provider must run to count as usable.
+pub fn identity_model() -> Result<ort::editor::Model> {
+    let vector = |name: &str| plumbing::float_outlet(name, &[""], None);
+    let mut b = plumbing::Builder::new(vec![vector("x")], false)?;
+    b.identity("x", "y")?;
+    b.finish(vec![vector("y")])
 }

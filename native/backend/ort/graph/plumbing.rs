@@ -1,5 +1,6 @@
-//! Graph plumbing: nodes with generated names, initializers (half precision where the graph is),
-//! shared int constants, and the graph's inputs and outputs.
+//! Graph plumbing, a leaf: nodes with generated names, initializers (half precision where the
+//! graph is), shared int constants, and the graph's inputs and outputs. It knows nothing of
+//! transformers or of quantisation.
 use ort::editor::{Graph, Model, Node, Opset, ONNX_DOMAIN};
 use ort::memory::Allocator;
 use ort::operator::Attribute;
@@ -7,43 +8,27 @@ use ort::value::{
     Outlet, Shape, SymbolicDimensions, Tensor as OrtTensor, TensorElementType, ValueType,
 };
 
-use super::emit::{OUTPUT, TOKEN_STATES};
 use crate::error::Result;
-use crate::settings::Precision;
 use crate::weights::{Tensor, Values};
 
 const OPSET: u32 = 17;
+/// The pooled vectors, `[batch, hidden]`.
+pub const OUTPUT: &str = "sentence_embedding";
+/// The final token states, `[batch, sequence, hidden]` (exported files only).
+pub const TOKEN_STATES: &str = "last_hidden_state";
 /// ONNX's TensorProto data types, for Cast.
-pub(super) const FLOAT: i64 = 1;
-pub(super) const FLOAT16: i64 = 10;
+pub const FLOAT: i64 = 1;
+pub const FLOAT16: i64 = 10;
 /// ONNX Runtime's contrib operators (DynamicQuantizeMatMul).
-pub(super) const MS_DOMAIN: &str = "com.microsoft";
+pub const MS_DOMAIN: &str = "com.microsoft";
 
-pub(super) struct Emitter {
+/// A graph being built, with its nodes' names and its float initializers' precision.
+pub(super) struct Builder {
     pub(super) graph: Graph,
-    pub(super) precision: Precision,
-    pub(super) count: usize,
-    pub(super) seq_len: String,
-    pub(super) mask: String,
-    pub(super) attention_bias: String,
-    /// The bias with one more axis, for grouped-query attention's 5-D scores.
-    pub(super) grouped_bias: Option<String>,
-    /// Softmax (and the bias) in float32 in a half-precision graph.
-    pub(super) wide_softmax: bool,
-    pub(super) int_constants: std::collections::HashMap<Vec<i64>, String>,
-    /// Per-channel magnitude bound of each LayerNorm output (int8: smoothing its consumers).
-    pub(super) norm_bounds: std::collections::HashMap<String, Vec<f32>>,
-    /// The smoothed copy of each LayerNorm output, shared by the projections that read it.
-    pub(super) smoothed: std::collections::HashMap<String, (String, Vec<f32>)>,
-    /// The least value of each activation output that has one (GELU, ReLU): int8 quantises it
-    /// over [floor, max] per row.
-    pub(super) floors: std::collections::HashMap<String, f32>,
-    /// How int8 projections multiply.
-    pub(super) int8: crate::settings::Int8Scheme,
-    /// Each activation quantised per row, shared by the projections that read it.
-    pub(super) quantized: std::collections::HashMap<String, super::int8::QuantizedRows>,
-    /// The second quantisation of each activation's first position (`first_row_residual`).
-    pub(super) first_rows: std::collections::HashMap<String, super::int8::QuantizedRows>,
+    /// Float weights and constants in half precision (a Float16 graph).
+    half: bool,
+    count: usize,
+    int_constants: std::collections::HashMap<Vec<i64>, String>,
 }
 
 pub(super) fn int64_matrix(name: &str) -> Outlet {
@@ -60,30 +45,57 @@ pub(super) fn int64_matrix(name: &str) -> Outlet {
     )
 }
 
-impl Emitter {
-    pub(super) fn finish(mut self, hidden: usize, token_states: bool) -> Result<Model> {
-        let floats = |name: &str, dims: &[&str]| {
-            let mut shape: Vec<i64> = dims.iter().map(|_| -1).collect();
-            shape.push(hidden as i64);
-            let mut symbols: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
-            symbols.push(String::new());
-            Outlet::new(
-                name,
-                ValueType::Tensor {
-                    ty: TensorElementType::Float32,
-                    shape: Shape::new(shape),
-                    dimension_symbols: SymbolicDimensions::new(symbols),
-                },
-            )
-        };
-        let mut outputs = vec![floats(OUTPUT, &["batch"])];
-        if token_states {
-            outputs.push(floats(TOKEN_STATES, &["batch", "sequence"]));
-        }
+/// A float32 tensor whose dimensions are symbolic (`-1`) but for the last, `last` when given.
+pub(super) fn float_outlet(name: &str, symbols: &[&str], last: Option<usize>) -> Outlet {
+    let mut shape: Vec<i64> = symbols.iter().map(|_| -1).collect();
+    let mut symbols: Vec<String> = symbols.iter().map(|d| d.to_string()).collect();
+    if let Some(last) = last {
+        shape.push(last as i64);
+        symbols.push(String::new());
+    }
+    Outlet::new(
+        name,
+        ValueType::Tensor {
+            ty: TensorElementType::Float32,
+            shape: Shape::new(shape),
+            dimension_symbols: SymbolicDimensions::new(symbols),
+        },
+    )
+}
+
+impl Builder {
+    /// A graph of these inputs; `half`: float weights and constants in float16.
+    pub(super) fn new(inputs: Vec<Outlet>, half: bool) -> Result<Builder> {
+        let mut graph = Graph::new()?;
+        graph.set_inputs(inputs)?;
+        Ok(Builder {
+            graph,
+            half,
+            count: 0,
+            int_constants: Default::default(),
+        })
+    }
+
+    /// The model of the graph built, with these outputs.
+    pub(super) fn finish(mut self, outputs: Vec<Outlet>) -> Result<Model> {
         self.graph.set_outputs(outputs)?;
         let mut model = Model::new([Opset::new(ONNX_DOMAIN, OPSET)?, Opset::new(MS_DOMAIN, 1)?])?;
         model.set_graph(self.graph)?;
         Ok(model)
+    }
+
+    /// Names the value `x` as the graph output `output`.
+    pub(super) fn identity(&mut self, x: &str, output: &str) -> Result<()> {
+        let node = self.name("output");
+        self.graph.add_node(Node::new(
+            "Identity",
+            ONNX_DOMAIN,
+            &node,
+            [x],
+            [output],
+            [],
+        )?)?;
+        Ok(())
     }
 
     pub(super) fn name(&mut self, hint: &str) -> String {
@@ -128,7 +140,7 @@ impl Emitter {
 
     /// Weights and constants that meet the activations: half precision in a Float16 graph.
     pub(super) fn floats(&mut self, hint: &str, shape: &[usize], data: &[f32]) -> Result<String> {
-        if self.precision == Precision::Float16 {
+        if self.half {
             let halves: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
             return self.initializer(hint, shape, &halves);
         }
@@ -138,7 +150,7 @@ impl Emitter {
     /// A checkpoint's tensor in the graph's precision: a half tensor goes into a Float16 graph
     /// without being widened.
     pub(super) fn tensor(&mut self, hint: &str, t: &Tensor) -> Result<String> {
-        if self.precision != Precision::Float16 {
+        if !self.half {
             return self.floats(hint, &t.shape, &t.f32());
         }
         let halves: Vec<half::f16> = match &t.values {
@@ -157,7 +169,7 @@ impl Emitter {
         shape: &[usize],
         fill: impl FnOnce(&mut [f32]),
     ) -> Result<String> {
-        if self.precision == Precision::Float16 {
+        if self.half {
             let mut wide = vec![0f32; shape.iter().product()];
             fill(&mut wide);
             return self.floats(hint, shape, &wide);
@@ -212,6 +224,13 @@ impl Emitter {
     /// A float32 constant whatever the precision: for the mask, pooling and normalisation.
     pub(super) fn scalar32(&mut self, value: f32) -> Result<String> {
         self.initializer("const", &[], &[value])
+    }
+
+    /// The first `count` rows of `table` (`count`: a 1-D int64 value): a Slice, not a
+    /// Shape/Range/Gather chain, which ONNX Runtime's optimiser has been seen to crash on.
+    pub(super) fn first_rows(&mut self, table: &str, count: &str) -> Result<String> {
+        let zero = self.ints("zero", &[0])?;
+        self.op("Slice", &[table, &zero, count, &zero], vec![])
     }
 
     pub(super) fn cast(&mut self, x: &str, to: i64) -> Result<String> {
