@@ -30,13 +30,58 @@ export declare class Model {
   close(): Promise<void>
 }
 
+/** Which tokens a token attends to (padding is never attended). */
+export declare enum AttentionDirection {
+  Bidirectional = 'bidirectional',
+  /** Each token attends to itself and the tokens before it. */
+  Causal = 'causal',
+}
+
+/** Where a model runs. */
+export declare enum Backend {
+  /** MLX on Apple Silicon; elsewhere CUDA when usable, else the CPU. */
+  Auto = 'auto',
+  Cpu = 'cpu',
+  Cuda = 'cuda',
+  Mlx = 'mlx',
+}
+
+/**
+ * What the graph cache did: started from an entry, wrote one and then started from it, or was
+ * not used (see `cacheNote`).
+ */
+export declare enum CacheState {
+  Hit = 'hit',
+  Written = 'written',
+  Off = 'off',
+}
+
+/** Where each setting came from: the options, a `SEMANTIC_SEARCH_*` variable, or the default. */
 export interface ConfigSources {
-  backend: 'option' | 'env' | 'default'
-  dtype: 'option' | 'env' | 'default'
-  threads: 'option' | 'env' | 'default'
-  maxLength: 'option' | 'env' | 'default'
-  batchTokens: 'option' | 'env' | 'default'
-  gpuMemoryLimit: 'option' | 'env' | 'default'
+  backend: `${Source}`
+  dtype: `${Source}`
+  threads: `${Source}`
+  maxLength: `${Source}`
+  batchTokens: `${Source}`
+  gpuMemoryLimit: `${Source}`
+}
+
+/** How the projection weights are stored and multiplied (the `dtype` option). */
+export declare enum Dtype {
+  Float32 = 'float32',
+  /**
+   * Projection weights quantised to 8 bits per output column at build time, activations
+   * per row (token) as they come; attention and norms stay float32 (see `Int8Scheme`).
+   */
+  Int8 = 'int8',
+  /**
+   * Weights and activations in half precision (for CUDA's tensor cores); LayerNormalization
+   * computes in float32 (its default stash type), and pooling runs on a float32 copy of the
+   * last hidden states.
+   */
+  Float16 = 'float16',
+  /** bfloat16 weights and activations: MLX only (Apple GPUs run it natively). */
+  BFloat16 = 'bfloat16',
 }
 
 /** One vector per text, in input order, from the default model; runs off the JS thread. */
@@ -80,10 +125,11 @@ export declare enum ErrorCode {
 
 /**
  * Writes the graph built from `modelDir`'s model.safetensors as an ONNX file (outputs
- * `sentence_embedding` and `last_hidden_state`), for runtimes that need a file: standard fp32,
- * or the precision `options.dtype` names (`'int8'` needs ONNX Runtime to run it).
+ * `sentence_embedding`, normalised, and `last_hidden_state`), off the JS thread: standard fp32,
+ * or the precision `options.dtype` names (`'int8'` needs ONNX Runtime to run it); a dtype the
+ * CPU graph cannot take is refused.
  */
-export declare function exportOnnx(modelDir: string, file: string, options?: InitOptions | undefined | null): void
+export declare function exportOnnx(modelDir: string, file: string, options?: InitOptions | undefined | null): Promise<void>
 
 /** What the default model is and where it runs. */
 export declare function info(): ModelInfo
@@ -94,9 +140,10 @@ export declare function info(): ModelInfo
  */
 export declare function init(modelDir: string, options?: InitOptions | undefined | null): Promise<ModelInfo>
 
+/** What `init` and `Model.load` accept, as JavaScript gives it; `None` means "not given". */
 export interface InitOptions {
   /** Where the model runs (default `$SEMANTIC_SEARCH_BACKEND`, else `auto`). */
-  backend?: 'auto' | 'cpu' | 'cuda' | 'mlx'
+  backend?: Backend | `${Backend}`
   /**
    * Truncation in tokens (default `$SEMANTIC_SEARCH_MAX_LENGTH`, else the snapshot's
    * max_seq_length, else the trained maximum).
@@ -116,7 +163,7 @@ export interface InitOptions {
   /** Which `.onnx` file of the snapshot to run (relative to it or to its `onnx/` folder). */
   onnxFile?: string
   /** Which weights run: `model.safetensors` when present (`auto`), or the ONNX file. */
-  weights?: 'auto' | 'safetensors' | 'onnx'
+  weights?: Weights | `${Weights}`
   /** Path of the `libonnxruntime` shared library to load. */
   ortLibrary?: string
   /**
@@ -124,20 +171,20 @@ export interface InitOptions {
    * `float32` (default on the CPU and MLX); `float16` (default on CUDA; also MLX, and the CPU
    * for checking); `int8` (dynamic quantisation, ONNX Runtime on the CPU); `bfloat16` (MLX only).
    */
-  dtype?: 'float32' | 'int8' | 'float16' | 'bfloat16'
+  dtype?: Dtype | `${Dtype}`
   /**
    * Cap of GPU memory, in bytes or as `'4GB'` / `'512MiB'` (default
    * `$SEMANTIC_SEARCH_GPU_MEMORY_LIMIT`): CUDA's arena, or MLX's memory and cache limits.
    */
   gpuMemoryLimit?: number | string
   /** Overrides the attention direction the snapshot implies (see the README's model table). */
-  attention?: 'causal' | 'bidirectional'
+  attention?: AttentionDirection | `${AttentionDirection}`
   /**
    * With `dtype: 'int8'`: `'s8'` weights (fast with VNNI), `'s8a7'` (s8 weights, 7-bit
    * activations: x86 without VNNI, whose u8 x s8 kernels saturate at 8 bits) or `'u8'`
    * weights (exact at 8 bits without VNNI, slower); default `'auto'`: by the CPU.
    */
-  int8Scheme?: 'auto' | 's8' | 's8a7' | 'u8'
+  int8Scheme?: Int8Scheme | `${Int8Scheme}`
   /** Put before every query instead of the snapshot's `prompts.query`. */
   queryPrefix?: string
   /** Put before every document instead of the snapshot's `prompts.document` (or `passage`). */
@@ -165,6 +212,14 @@ export interface InitOptions {
   cacheDir?: string
 }
 
+/** The `int8Scheme` option: a scheme, or `auto` (the one this CPU runs fastest). */
+export declare enum Int8Scheme {
+  Auto = 'auto',
+  S8 = 's8',
+  S8a7 = 's8a7',
+  U8 = 'u8',
+}
+
 /** True only when the default model really runs on a GPU. */
 export declare function isGpu(): boolean
 
@@ -181,8 +236,8 @@ export interface ModelInfo {
   queryTask?: string
   documentTask?: string
   maxLength: number
-  pooling: 'cls' | 'mean' | 'lasttoken'
-  attention: 'bidirectional' | 'causal'
+  pooling: `${Pooling}`
+  attention: `${AttentionDirection}`
   queryPrefix: string
   documentPrefix: string
   weights: string
@@ -190,11 +245,7 @@ export interface ModelInfo {
   ortVersion?: string
   ortLibrary?: string
   threads: number
-  /**
-   * `shared`: the process's pool, which every model without `threads` uses; `own`: this
-   * model's pool of `threads`.
-   */
-  threadPool: 'shared' | 'own'
+  threadPool: `${ThreadPool}`
   /**
    * How many micro-batches of one call run at once, each on one thread: `threads` for a CPU
    * graph built from `model.safetensors` (a single micro-batch, such as one query, still
@@ -209,7 +260,7 @@ export interface ModelInfo {
   /** Why MLX is not used, when `backend: 'auto'` on Apple Silicon could have used it. */
   mlxUnavailable?: string
   /** The precision that runs; absent for an ONNX file, which runs as it is. */
-  dtype?: 'float32' | 'float16' | 'bfloat16' | 'int8'
+  dtype?: `${Dtype}`
   /**
    * With int8: the scheme and the CPU features it was chosen for, e.g.
    * `s8 (8-bit u8 activations per row x s8 weights per column; ...; CPU x86_64:avx2,...)`.
@@ -217,18 +268,14 @@ export interface ModelInfo {
   int8Scheme?: string
   /** Where each setting came from: the options, a `SEMANTIC_SEARCH_*` variable, or the default. */
   sources: ConfigSources
-  /**
-   * What the graph cache did: `hit` (started from it), `written` (built it, then started
-   * from it) or `off` (see `cacheNote`).
-   */
-  cache: 'hit' | 'written' | 'off'
+  cache: `${CacheState}`
   /** The cache entry's folder. */
   cacheEntry?: string
   /** Why the cache was not used. */
   cacheNote?: string
 }
 
-/** What one model has done since it was loaded. */
+/** What one model has done since it was loaded: `stats()` in JavaScript. */
 export interface ModelStats {
   /** `embed`/`embedSync` calls, failed ones included. */
   calls: number
@@ -247,6 +294,13 @@ export interface ModelStats {
   lastError?: string
 }
 
+export declare enum Pooling {
+  Cls = 'cls',
+  Mean = 'mean',
+  /** The last real token of each row (decoder-style embedders pool their EOS token). */
+  LastToken = 'lasttoken',
+}
+
 /** The ONNX Runtime library this process uses (loading it if needed) and what it can run on. */
 export declare function runtimeInfo(ortLibrary?: string | undefined | null): RuntimeInfo
 
@@ -258,5 +312,28 @@ export interface RuntimeInfo {
   cudaUnavailable?: string
 }
 
+/** Where a setting's value came from. */
+export declare enum Source {
+  Option = 'option',
+  Env = 'env',
+  Default = 'default',
+}
+
 /** What the default model has done since `init`. */
 export declare function stats(): ModelStats
+
+/** Whose thread pool a model's ONNX Runtime session runs on. */
+export declare enum ThreadPool {
+  /** The process's pool, which every model without `threads` uses. */
+  Shared = 'shared',
+  /** This model's pool of `threads`. */
+  Own = 'own',
+}
+
+/** Which weights run. */
+export declare enum Weights {
+  /** `model.safetensors` when present, else the ONNX file. */
+  Auto = 'auto',
+  Safetensors = 'safetensors',
+  Onnx = 'onnx',
+}

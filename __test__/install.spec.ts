@@ -1,6 +1,8 @@
 // A user's `npm install`: the main package and the linux-x64-gnu package, packed as npm publishes
-// them, installed offline into an empty project with no Rust and no access to this repository's
-// node_modules, used from TypeScript compiled with --strict.
+// them, installed into an empty project from the npm registry with an npm cache of its own (empty,
+// as on a new machine), with no Rust and no access to this repository's node_modules, used from
+// TypeScript compiled with --strict. No install script runs in the installed tree but those a
+// test names, so nothing is fetched from outside the registry.
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -40,6 +42,7 @@ const onLinux = LINUX ? it : it.skip;
 packable('a fresh install from the packed packages', () => {
   const modelDir = requireModel();
   let project: string;
+  let npmCache: string;
   let packed: Array<{ filename: string; size: number; unpackedSize: number; files: string[] }>;
 
   beforeAll(() => {
@@ -48,10 +51,17 @@ packable('a fresh install from the packed packages', () => {
     for (const step of steps) execFileSync(process.execPath, [script, ...step], { cwd: ROOT, stdio: 'inherit' });
     packed = JSON.parse(fs.readFileSync(path.join(OUT, 'packed.json'), 'utf8'));
     project = fs.mkdtempSync(path.join(os.tmpdir(), 'ssn-fresh-'));
+    npmCache = fs.mkdtempSync(path.join(os.tmpdir(), 'ssn-npm-cache-'));
     fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'fresh-install', version: '1.0.0', private: true }));
-    npm(['install', '--offline', '--no-audit', '--no-fund', ...packed.map((p) => path.join(OUT, p.filename))]);
+    npm(['install', '--no-audit', '--no-fund', ...packed.map((p) => path.join(OUT, p.filename))]);
   }, 1_200_000);
-  afterAll(() => project && fs.rmSync(project, { recursive: true, force: true }));
+  afterAll(() => {
+    for (const dir of [project, npmCache]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('installs a tree in which no package has an install script', () => {
+    expect(installScripts()).toEqual([]);
+  });
 
   it('packs only what users need, and prints the sizes', () => {
     const [main, platform] = packed;
@@ -82,7 +92,7 @@ packable('a fresh install from the packed packages', () => {
   });
 
   it('runs from TypeScript compiled with --strict, with no Rust, giving the repo build\'s vectors', async () => {
-    npm(['install', '--offline', '--no-audit', '--no-fund', `typescript@${devVersion('typescript')}`, `@types/node@${devVersion('@types/node')}`]);
+    npm(['install', '--no-audit', '--no-fund', `typescript@${devVersion('typescript')}`, `@types/node@${devVersion('@types/node')}`]);
     fs.writeFileSync(
       path.join(project, 'main.ts'),
       `import { Embedder } from 'semantic-search-native';
@@ -117,7 +127,7 @@ main().catch((e: Error) => {
 
   it('puts the download command on npx', () => {
     const shell = process.platform === 'win32';
-    const help = spawnSync('npx', ['--offline', 'semantic-search-native', 'download', '--help'], { cwd: project, env: userEnv(), encoding: 'utf8', shell });
+    const help = spawnSync('npx', ['--no-install', 'semantic-search-native', 'download', '--help'], { cwd: project, env: userEnv(), encoding: 'utf8', shell });
     expect(help.stderr).toMatch(/usage: semantic-search-native download \[model id\]/);
     expect(help.status).toBe(0);
   });
@@ -125,7 +135,9 @@ main().catch((e: Error) => {
   // the process's memory map shows the libraries loaded: Linux only
   onLinux('keeps one ONNX Runtime in a process that also runs onnxruntime-node, whichever loads first', () => {
     // the user's own dependency; its postinstall would fetch CUDA libraries from outside npm
-    npm(['install', '--offline', '--no-audit', '--no-fund', `onnxruntime-node@${devVersion('onnxruntime-node')}`], { ONNXRUNTIME_NODE_INSTALL: 'skip' });
+    npm(['install', '--no-audit', '--no-fund', `onnxruntime-node@${devVersion('onnxruntime-node')}`], { ONNXRUNTIME_NODE_INSTALL: 'skip' });
+    // its postinstall is the only install script, and the variable tells it to fetch nothing
+    expect(installScripts()).toEqual(['onnxruntime-node: postinstall']);
     const bundled = path.join(fs.realpathSync(project), 'node_modules', PLATFORM, HERE.lib);
     const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
     const theirs = path.join(fs.realpathSync(project), 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', arch, HERE.lib);
@@ -148,12 +160,39 @@ main().catch((e) => { console.error(e.message); process.exit(1); });`;
     expect(theirsFirst).toEqual({ libs: [theirs], ortLibrary: theirs });
   });
 
-  /** The environment of a user's shell: no Rust on the PATH, nothing npm set for this repository. */
+  /** `name: script` for every package of the installed tree with an install script. */
+  function installScripts(): string[] {
+    const found: string[] = [];
+    const visit = (modules: string) => {
+      if (!fs.existsSync(modules)) return;
+      for (const entry of fs.readdirSync(modules)) {
+        if (entry.startsWith('.')) continue;
+        const dir = path.join(modules, entry);
+        if (entry.startsWith('@')) {
+          visit(dir);
+          continue;
+        }
+        const manifest = path.join(dir, 'package.json');
+        if (!fs.existsSync(manifest)) continue;
+        const { name, scripts = {} } = JSON.parse(fs.readFileSync(manifest, 'utf8'));
+        for (const hook of ['preinstall', 'install', 'postinstall']) if (scripts[hook]) found.push(`${name}: ${hook}`);
+        visit(path.join(dir, 'node_modules'));
+      }
+    };
+    visit(path.join(project, 'node_modules'));
+    return found.sort();
+  }
+
+  /**
+   * The environment of a user's shell on a new machine: no Rust on the PATH, nothing npm set for
+   * this repository, and an empty npm cache of its own (packages come from the registry).
+   */
   function userEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {};
     for (const [key, value] of Object.entries(process.env)) {
       if (!/^(npm_|NODE_PATH$|INIT_CWD$|ORT_DYLIB_PATH$|CARGO|RUST)/i.test(key)) env[key] = value;
     }
+    env.npm_config_cache = npmCache;
     env.PATH = (process.env.PATH ?? '')
       .split(path.delimiter)
       .filter((dir) => !fs.existsSync(path.join(dir, 'cargo')) && !fs.existsSync(path.join(dir, 'rustc')))

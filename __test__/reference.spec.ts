@@ -72,7 +72,7 @@ describe('real all-MiniLM-L6-v2 from model.safetensors (graph built in memory)',
   test('exportOnnx writes the same graph as a standard ONNX file that Python onnxruntime runs to the same vectors', async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ssn-export-')), 'model.onnx');
     try {
-      native.exportOnnx(modelDir, file);
+      await native.exportOnnx(modelDir, file);
       await native.init(modelDir, { weights: 'safetensors' });
       const ours = await native.embed(TEXTS);
       const python = minilmReference(file);
@@ -88,7 +88,7 @@ describe('real all-MiniLM-L6-v2 from model.safetensors (graph built in memory)',
   test("exportOnnx with dtype 'int8' writes the quantised graph, which Python onnxruntime runs to the addon's int8 vectors", async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ssn-export-')), 'model.onnx');
     try {
-      native.exportOnnx(modelDir, file, { dtype: 'int8' });
+      await native.exportOnnx(modelDir, file, { dtype: 'int8' });
       expect(fs.statSync(file).size).toBeLessThan(0.8 * fs.statSync(path.join(modelDir, 'model.safetensors')).size);
       await native.init(modelDir, { weights: 'safetensors', dtype: 'int8' });
       const ours = [];
@@ -97,7 +97,12 @@ describe('real all-MiniLM-L6-v2 from model.safetensors (graph built in memory)',
       const cosines = ours.map((v, i) => cosine(v, python[i]));
       console.log(`exported int8 ONNX under Python onnxruntime vs the addon's int8: min cosine ${Math.min(...cosines).toFixed(7)}`);
       cosines.forEach((c) => expect(c).toBeGreaterThanOrEqual(0.99999));
-      expect(() => native.exportOnnx(modelDir, file, { dtype: 'int4' as any })).toThrow(/unknown dtype 'int4'/);
+      await expect(native.exportOnnx(modelDir, file, { dtype: 'int4' as any })).rejects.toThrow(/unknown dtype 'int4'/);
+      // a precision the CPU graph cannot take is refused, not written as float32
+      await expect(native.exportOnnx(modelDir, file, { dtype: 'bfloat16' })).rejects.toMatchObject({
+        code: 'ERR_INPUT',
+        message: expect.stringMatching(/bfloat16' runs on MLX only/),
+      });
     } finally {
       fs.rmSync(path.dirname(file), { recursive: true, force: true });
     }

@@ -24,7 +24,7 @@ function log(line) {
   process.stderr.write(`${line}\n`);
 }
 
-function prepare() {
+async function prepare() {
   execFileSync('bash', [path.join(ROOT, 'scripts', 'test-setup')], { stdio: 'inherit' });
   // onnx builds the one-operator graphs of kernels.py (ONNX Runtime's fp32 and int8 GEMM ceilings).
   if (spawnSync(PYTHON, ['-c', 'import onnx']).status !== 0) {
@@ -47,7 +47,7 @@ function prepare() {
   const int8 = path.join(dir, 'onnx', 'model_quantized.onnx');
   if (!fs.existsSync(int8)) fs.symlinkSync(path.join(MINILM_SRC, 'onnx', 'model.onnx'), int8);
   const fp32 = path.join(dir, 'onnx', 'model.onnx');
-  if (!fs.existsSync(fp32)) require('..').exportOnnx(MINILM_SRC, fp32, { maxLength: 512 });
+  if (!fs.existsSync(fp32)) await require('..').exportOnnx(MINILM_SRC, fp32, { maxLength: 512 });
   const nomic = path.join(CACHE, 'nomic-random');
   if (!fs.existsSync(path.join(nomic, 'model.safetensors'))) {
     execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'make-random-nomic.py'), nomic, path.join(MINILM_SRC, 'tokenizer.json')], { stdio: 'inherit' });
@@ -69,7 +69,7 @@ function prepare() {
   }
   for (const f of ['tokenizer_config.json', 'special_tokens_map.json']) fs.copyFileSync(path.join(dir, f), path.join(nomicOnnx, f));
   if (!fs.existsSync(path.join(nomicOnnx, 'onnx', 'model.onnx'))) {
-    require('..').exportOnnx(nomic, path.join(nomicOnnx, 'onnx', 'model.onnx'), { maxLength: 2048 });
+    await require('..').exportOnnx(nomic, path.join(nomicOnnx, 'onnx', 'model.onnx'), { maxLength: 2048 });
   }
   return { dir, fp32, int8, nomic, nomicOnnx, qodo, jina };
 }
@@ -167,13 +167,14 @@ function nomicGflops(modelDir, dtype) {
  * Seconds for `exportOnnx` to read the weights, build the graph (int8 quantises every projection
  * as it goes) and write it: an upper bound on quantisation at `init`. Best of two.
  */
-function exportSeconds(modelDir, dtype) {
+async function exportSeconds(modelDir, dtype) {
   const file = path.join(CACHE, `export-${dtype}.onnx`);
-  const times = [0, 1].map(() => {
+  const times = [];
+  for (let i = 0; i < 2; i++) {
     const t = process.hrtime.bigint();
-    require('..').exportOnnx(modelDir, file, { dtype });
-    return Number(process.hrtime.bigint() - t) / 1e9;
-  });
+    await require('..').exportOnnx(modelDir, file, { dtype });
+    times.push(Number(process.hrtime.bigint() - t) / 1e9);
+  }
   const mb = Math.round(fs.statSync(file).size / 1e6);
   fs.rmSync(file);
   return { seconds: +Math.min(...times).toFixed(2), mb };
@@ -261,9 +262,9 @@ function coldStartTable(models) {
   return table;
 }
 
-function main() {
+async function main() {
   const started = Date.now();
-  const models = prepare();
+  const models = await prepare();
   const symbols = buildCorpus(ROOT);
   const texts = symbols.map((s) => s.text);
   const queries = buildQueries(symbols);
@@ -312,7 +313,7 @@ function main() {
   log('running NomicBert (CodeRankEmbed-shaped, random weights) at 32 x 128 tokens, fp32 and int8 ...');
   const nomic = { fp32: nomicGflops(models.nomic, 'float32'), int8: nomicGflops(models.nomic, 'int8') };
   log('exporting the CodeRankEmbed-shaped model as ONNX in fp32 and in int8 ...');
-  const exported = { fp32: exportSeconds(models.nomic, 'float32'), int8: exportSeconds(models.nomic, 'int8') };
+  const exported = { fp32: await exportSeconds(models.nomic, 'float32'), int8: await exportSeconds(models.nomic, 'int8') };
   log('running a Qodo-Embed-1-1.5B-shaped Qwen2 (random fp32 weights, 6.2 GB) at 16 x 256 tokens, fp32 and int8, each in a fresh process ...');
   const weightBytes = fs.readdirSync(models.qodo).filter((f) => f.endsWith('.safetensors')).reduce((sum, f) => sum + fs.statSync(path.join(models.qodo, f)).size, 0);
   const qodo = {
@@ -391,4 +392,7 @@ function main() {
   }
 }
 
-main();
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

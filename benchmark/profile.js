@@ -11,10 +11,11 @@ const CACHE = path.join(ROOT, '.cache', 'bench');
 const MODEL = path.join(ROOT, '.cache', 'models', 'all-MiniLM-L6-v2');
 const native = require('..');
 
+async function main() {
 const graphs = {};
 for (const dtype of ['float32', 'int8']) {
   graphs[dtype] = path.join(CACHE, `profile-${dtype}.onnx`);
-  native.exportOnnx(MODEL, graphs[dtype], { dtype, maxLength: 512 });
+  await native.exportOnnx(MODEL, graphs[dtype], { dtype, maxLength: 512 });
 }
 const texts = buildCorpus(ROOT).map((s) => s.text).filter((_, i) => i % 10 === 0);
 const job = { tokenizer: path.join(MODEL, 'tokenizer.json'), texts, max_length: 256, threads: 2, graphs };
@@ -28,3 +29,9 @@ for (const [name, r] of Object.entries(result)) {
   console.log(`${name}: ${r.wall_s} s; ${shares.join(', ')}`);
 }
 for (const file of Object.values(graphs)) fs.rmSync(file, { force: true });
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

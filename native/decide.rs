@@ -3,6 +3,7 @@
 //! `load` carries it out and records why a tried backend did not start.
 use std::path::Path;
 
+use crate::choices::Choice;
 use crate::error::{Error, Result};
 use crate::settings::{BackendKind, Precision, Settings, WeightsKind};
 
@@ -185,9 +186,9 @@ mod tests {
 
     fn settings(backend: &str, dtype: Option<&str>, weights: &str, onnx_file: bool) -> Settings {
         let options = Options {
-            backend: Some(backend.into()),
-            dtype: dtype.map(Into::into),
-            weights: Some(weights.into()),
+            backend: BackendKind::parse(backend).ok(),
+            dtype: dtype.map(|d| Precision::parse(d).unwrap()),
+            weights: WeightsKind::parse(weights).ok(),
             onnx_file: onnx_file.then(|| "model.onnx".into()),
             ..Options::default()
         };

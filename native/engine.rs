@@ -8,15 +8,23 @@ use crate::backend::ort::start::CacheUse;
 use crate::backend::{Backend, Forward};
 use crate::batching::{assemble, plan};
 use crate::error::{Error, Result};
+use crate::info::{CacheState, Info, ThreadPool};
 use crate::load::{load, Loaded};
 use crate::model::Model;
 use crate::pooling::{l2_normalize, Pooling};
-use crate::settings::{Precision, Settings, Source, Sources, ENV_MAX_LENGTH};
+use crate::settings::{Precision, Settings, Source, ENV_MAX_LENGTH};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::task::{Chosen, TaskRule};
 use crate::tokenize::TextTokenizer;
 
 pub use crate::settings::Options;
+
+impl Engine {
+    /// The length of the vectors `embed` returns.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+}
 
 /// Token budget of one CPU forward pass: small enough that attention's [rows, heads, seq, seq]
 /// scores and the FFN's activations stay in the caches (benchmark/README.md has the figures).
@@ -24,62 +32,17 @@ const CPU_BATCH_TOKENS: usize = 1024;
 /// A GPU needs far more rows in flight to fill its cores.
 const GPU_BATCH_TOKENS: usize = 16384;
 
-#[derive(Debug, Clone)]
-pub struct Info {
-    pub backend: String,
-    pub device: String,
-    pub arch: String,
-    /// The length of the vectors returned (`dimensions` when set).
-    pub dim: usize,
-    /// The length of the vectors the model pools, before any Matryoshka cut.
-    pub model_dim: usize,
-    /// The tasks the model knows (`lora_adaptations`, `task_instructions`).
-    pub tasks: Vec<String>,
-    /// The tasks queries and documents run when a call names none.
-    pub query_task: Option<String>,
-    pub document_task: Option<String>,
-    pub max_length: usize,
-    pub pooling: String,
-    /// `bidirectional` or `causal`.
-    pub attention: String,
-    pub query_prefix: String,
-    pub document_prefix: String,
-    pub weights: String,
-    /// The ONNX Runtime library in use; `None` when MLX runs the model.
-    pub ort_version: Option<String>,
-    pub ort_library: Option<String>,
-    pub threads: usize,
-    /// The session has its own thread pool (`threads` was asked for) rather than the shared one.
-    pub own_thread_pool: bool,
-    /// Micro-batches of one call that run at once, each on one thread (1: one at a time, on
-    /// every thread).
-    pub lanes: usize,
-    pub batch_tokens: usize,
-    pub gpu_memory_limit: Option<u64>,
-    /// Why the CUDA provider is not used, when `backend: 'auto'` could have used it.
-    pub cuda_unavailable: Option<String>,
-    /// Why MLX is not used, when `backend: 'auto'` on Apple Silicon could have used it.
-    pub mlx_unavailable: Option<String>,
-    /// `float32`, `float16` or `int8`; `None` for an ONNX file, which runs as it is.
-    pub dtype: Option<String>,
-    /// With int8: the scheme and the CPU it was chosen for.
-    pub int8_scheme: Option<String>,
-    /// Where each setting came from: the options, the environment, or the default.
-    pub sources: Sources,
-    /// `hit`, `written` or `off`: what the graph cache did.
-    pub cache: String,
-    /// The cache entry used or written.
-    pub cache_entry: Option<String>,
-    /// Why the cache was not used.
-    pub cache_note: Option<String>,
-}
-
 pub struct Engine {
     tokenizer: TextTokenizer,
     backend: Box<dyn Backend>,
     tasks: TaskRule,
     info: Info,
     stats: Stats,
+    /// The length of the vectors returned (`dimensions` when set).
+    dim: usize,
+    /// The length of the vectors the model pools, before any Matryoshka cut.
+    model_dim: usize,
+    batch_tokens: usize,
 }
 
 impl Engine {
@@ -145,56 +108,58 @@ impl Engine {
         } else {
             CPU_BATCH_TOKENS
         };
+        let batch_tokens = settings.batch_tokens.unwrap_or(default_tokens);
         let runtime = loaded.runtime;
-        let info = Info {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut info = Info {
             backend: backend.kind().into(),
             device: backend.device(),
             arch: model.arch.model_type().into(),
-            dim,
-            model_dim,
+            dim: count(dim),
             tasks: tasks.names().to_vec(),
             query_task: query.task,
             document_task: document.task,
-            max_length,
-            pooling: dir.pooling.name().into(),
-            attention: model.attention(settings).name().into(),
+            max_length: count(max_length),
+            pooling: dir.pooling,
+            attention: model.attention(settings),
             query_prefix: query.prefix,
             document_prefix: document.prefix,
             weights: loaded.weights.display().to_string(),
             ort_version: runtime.map(|r| r.version.clone()),
             ort_library: runtime.map(|r| r.library.display().to_string()),
-            threads: settings
-                .threads
-                .or(runtime.map(|r| r.shared_threads))
-                .unwrap_or_else(crate::cpu::physical_cores),
-            own_thread_pool: settings.threads.is_some(),
-            lanes: backend.lanes(),
-            batch_tokens: settings.batch_tokens.unwrap_or(default_tokens),
-            gpu_memory_limit: settings.gpu_memory_limit,
+            threads: count(
+                settings
+                    .threads
+                    .or(runtime.map(|r| r.shared_threads))
+                    .unwrap_or_else(crate::cpu::physical_cores),
+            ),
+            thread_pool: match settings.threads {
+                Some(_) => ThreadPool::Own,
+                None => ThreadPool::Shared,
+            },
+            lanes: count(backend.lanes()),
+            batch_tokens: count(batch_tokens),
+            gpu_memory_limit: settings.gpu_memory_limit.map(|b| b as f64),
             cuda_unavailable: loaded.cuda_unavailable,
             mlx_unavailable: loaded.mlx_unavailable,
-            dtype: loaded.precision.map(|p| p.name().to_string()),
+            dtype: loaded.precision,
             int8_scheme: (loaded.precision == Some(Precision::Int8))
                 .then(|| settings.int8_scheme.describe()),
             sources: settings.sources,
-            cache: loaded.cache.name().into(),
-            cache_entry: match &loaded.cache {
-                CacheUse::Hit(entry) | CacheUse::Written(entry) => {
-                    Some(entry.display().to_string())
-                }
-                CacheUse::Off(_) => None,
-            },
-            cache_note: match &loaded.cache {
-                CacheUse::Off(why) => Some(why.clone()),
-                _ => None,
-            },
+            cache: CacheState::Off,
+            cache_entry: None,
+            cache_note: None,
         };
+        info.set_cache(&loaded.cache);
         Ok(Engine {
             tokenizer,
             backend,
             tasks,
             info,
             stats: Stats::default(),
+            dim,
+            model_dim,
+            batch_tokens,
         })
     }
 
@@ -238,8 +203,8 @@ impl Engine {
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         self.stats
             .call(texts.len(), lengths.iter().sum(), started.elapsed());
-        let mut vectors = vec![0f32; texts.len() * self.info.dim];
-        let batches = plan(&lengths, self.info.batch_tokens);
+        let mut vectors = vec![0f32; texts.len() * self.dim];
+        let batches = plan(&lengths, self.batch_tokens);
         let job = Job {
             ids: &ids,
             task: chosen.id,
@@ -247,14 +212,14 @@ impl Engine {
         };
         self.backend
             .forward_all(batches, &|rows, forward| self.forward(&job, rows, forward))?;
-        l2_normalize(&mut vectors, self.info.dim);
+        l2_normalize(&mut vectors, self.dim);
         Ok(vectors)
     }
 
     /// Runs `rows` as one micro-batch into their places in `vectors`; out of memory halves the
     /// micro-batch and tries again, so a call returns every vector or a real error.
     fn forward(&self, job: &Job, rows: Vec<usize>, forward: &Forward) -> Result<()> {
-        let (dim, model_dim) = (self.info.dim, self.info.model_dim);
+        let (dim, model_dim) = (self.dim, self.model_dim);
         let mut batch = assemble(job.ids, rows);
         batch.task = job.task;
         let mut pooled = vec![0f32; batch.size() * model_dim];

@@ -4,11 +4,13 @@
 pub mod arch;
 pub mod backend;
 pub mod batching;
+pub mod choices;
 pub mod cpu;
 pub mod decide;
 pub mod engine;
 pub mod error;
 pub mod export;
+pub mod info;
 pub mod load;
 pub mod memory;
 pub mod model;

@@ -1,22 +1,13 @@
 //! Pooling of token states into one vector per text, and L2 normalisation: written once,
 //! shared by every backend whose graph does not pool by itself.
 
+#[napi_derive::napi(string_enum = "lowercase")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pooling {
     Cls,
     Mean,
     /// The last real token of each row (decoder-style embedders pool their EOS token).
     LastToken,
-}
-
-impl Pooling {
-    pub fn name(self) -> &'static str {
-        match self {
-            Pooling::Cls => "cls",
-            Pooling::Mean => "mean",
-            Pooling::LastToken => "lasttoken",
-        }
-    }
 }
 
 /// Pools `hidden` ([batch, seq, dim], row-major) into `out` ([batch, dim]); `lengths[b]` real tokens

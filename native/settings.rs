@@ -2,172 +2,75 @@
 //! `SEMANTIC_SEARCH_*` environment variables, with where each value came from.
 use std::path::PathBuf;
 
+use napi::bindgen_prelude::Either;
+use napi_derive::napi;
+
 use crate::arch::AttentionDirection;
 use crate::error::{Error, Result};
 
-/// What `init` accepts as given (strings from JavaScript); `None` means "not given".
+pub use crate::backend::ort::graph::rules::Int8Scheme;
+pub use crate::choices::{
+    BackendKind, Choice, Int8SchemeOption, Precision, Source, Sources, WeightsKind,
+};
+
+/// What `init` and `Model.load` accept, as JavaScript gives it; `None` means "not given".
+#[napi(object, js_name = "InitOptions")]
 #[derive(Debug, Default, Clone)]
 pub struct Options {
-    pub backend: Option<String>,
-    pub max_length: Option<usize>,
-    pub batch_tokens: Option<usize>,
-    pub threads: Option<usize>,
+    /// Where the model runs (default `$SEMANTIC_SEARCH_BACKEND`, else `auto`).
+    #[napi(ts_type = "Backend | `${Backend}`")]
+    pub backend: Option<BackendKind>,
+    /// Truncation in tokens (default `$SEMANTIC_SEARCH_MAX_LENGTH`, else the snapshot's
+    /// max_seq_length, else the trained maximum).
+    pub max_length: Option<u32>,
+    /// Token budget (rows × padded length) of one forward pass (default
+    /// `$SEMANTIC_SEARCH_BATCH_TOKENS`, else 1024 on the CPU, 16384 on a GPU). On the CPU this
+    /// is also the memory limit: activations of one micro-batch at a time.
+    pub batch_tokens: Option<u32>,
+    /// ONNX Runtime intra-op threads in a pool of this model's own (default
+    /// `$SEMANTIC_SEARCH_THREADS`; unset: the process's shared pool, a thread per physical core).
+    pub threads: Option<u32>,
+    /// Which `.onnx` file of the snapshot to run (relative to it or to its `onnx/` folder).
     pub onnx_file: Option<String>,
-    /// `auto` (safetensors when present, else ONNX), `safetensors` or `onnx`.
-    pub weights: Option<String>,
-    pub ort_library: Option<PathBuf>,
-    /// `float32`, `float16` or `int8`; `None`: the backend's default.
-    pub dtype: Option<String>,
-    /// Bytes, or a size such as `4GB` / `512MiB`.
-    pub gpu_memory_limit: Option<String>,
-    /// `causal` or `bidirectional`: overrides what the snapshot implies.
-    pub attention: Option<String>,
-    /// `auto`, `s8` or `u8`: the int8 weights' signedness (auto: by the CPU).
-    pub int8_scheme: Option<String>,
-    /// Override the snapshot's prompts for queries and for documents.
+    /// Which weights run: `model.safetensors` when present (`auto`), or the ONNX file.
+    #[napi(ts_type = "Weights | `${Weights}`")]
+    pub weights: Option<WeightsKind>,
+    /// Path of the `libonnxruntime` shared library to load.
+    pub ort_library: Option<String>,
+    /// Precision of the graph built from model.safetensors (default `$SEMANTIC_SEARCH_DTYPE`):
+    /// `float32` (default on the CPU and MLX); `float16` (default on CUDA; also MLX, and the CPU
+    /// for checking); `int8` (dynamic quantisation, ONNX Runtime on the CPU); `bfloat16` (MLX only).
+    #[napi(ts_type = "Dtype | `${Dtype}`")]
+    pub dtype: Option<Precision>,
+    /// Cap of GPU memory, in bytes or as `'4GB'` / `'512MiB'` (default
+    /// `$SEMANTIC_SEARCH_GPU_MEMORY_LIMIT`): CUDA's arena, or MLX's memory and cache limits.
+    #[napi(ts_type = "number | string")]
+    pub gpu_memory_limit: Option<Either<f64, String>>,
+    /// Overrides the attention direction the snapshot implies (see the README's model table).
+    #[napi(ts_type = "AttentionDirection | `${AttentionDirection}`")]
+    pub attention: Option<AttentionDirection>,
+    /// With `dtype: 'int8'`: `'s8'` weights (fast with VNNI), `'s8a7'` (s8 weights, 7-bit
+    /// activations: x86 without VNNI, whose u8 x s8 kernels saturate at 8 bits) or `'u8'`
+    /// weights (exact at 8 bits without VNNI, slower); default `'auto'`: by the CPU.
+    #[napi(ts_type = "Int8Scheme | `${Int8Scheme}`")]
+    pub int8_scheme: Option<Int8SchemeOption>,
+    /// Put before every query instead of the snapshot's `prompts.query`.
     pub query_prefix: Option<String>,
+    /// Put before every document instead of the snapshot's `prompts.document` (or `passage`).
     pub document_prefix: Option<String>,
-    /// The task (adapter and instruction) of every call that names none.
+    /// The task of calls that name none, for models with tasks (`info().tasks`); by default
+    /// queries use `retrieval.query` and documents `retrieval.passage` when the model has them.
     pub task: Option<String>,
-    /// Cut vectors to their first this many dimensions (Matryoshka), then normalise.
-    pub dimensions: Option<usize>,
-    /// `Some(false)`: neither read nor write the graph cache.
+    /// Cut every vector to its first `dimensions` values, then normalise (Matryoshka); a model
+    /// that lists `matryoshka_dimensions` accepts only those.
+    pub dimensions: Option<u32>,
+    /// Keep ONNX Runtime's optimised graph of a model built from safetensors on disk, and start
+    /// from it next time (default true; the folder is `$SEMANTIC_SEARCH_CACHE`, else
+    /// `~/.cache/semantic-search-native`; `SEMANTIC_SEARCH_CACHE=off` also turns it off).
     pub cache: Option<bool>,
-    /// The graph cache's folder instead of `$SEMANTIC_SEARCH_CACHE` or the default.
-    pub cache_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendKind {
-    /// MLX on Apple Silicon; elsewhere CUDA when usable, else the CPU.
-    Auto,
-    Cpu,
-    Cuda,
-    Mlx,
-}
-
-/// How the projection weights are stored and multiplied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precision {
-    Float32,
-    /// Projection weights quantised to 8 bits per output column at build time, activations
-    /// per row (token) as they come; attention and norms stay float32 (see `Int8Scheme`).
-    Int8,
-    /// Weights and activations in half precision (for CUDA's tensor cores); LayerNormalization
-    /// computes in float32 (its default stash type), and pooling and normalisation run on a
-    /// float32 copy of the last hidden states.
-    Float16,
-    /// bfloat16 weights and activations: MLX only (Apple GPUs run it natively).
-    BFloat16,
-}
-
-impl Precision {
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::Float32 => "float32",
-            Precision::Int8 => "int8",
-            Precision::Float16 => "float16",
-            Precision::BFloat16 => "bfloat16",
-        }
-    }
-}
-
-/// How `Precision::Int8` multiplies. Each quantises every activation row (token) to uint8 with
-/// its own scale, so a text's vector does not depend on its batch-mates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Int8Scheme {
-    /// int8 weights: for CPUs with VNNI, whose u8 x s8 dot products have no 16-bit
-    /// intermediate (ONNX Runtime's kernel for them ran 2.4x its u8 x u8 one here).
-    SignedWeights,
-    /// int8 weights and activations in 7 bits (0..127): for CPUs without VNNI, whose u8 x s8
-    /// kernel sums pairs of products in 16 bits, where 2 x 127 x 127 cannot saturate.
-    SignedWeightsNarrowActivations,
-    /// uint8 weights: exact with 8-bit activations on CPUs without VNNI, but their u8 x u8
-    /// kernel is slow.
-    UnsignedWeights,
-}
-
-impl Int8Scheme {
-    pub fn name(self) -> &'static str {
-        match self {
-            Int8Scheme::SignedWeights => "s8",
-            Int8Scheme::SignedWeightsNarrowActivations => "s8a7",
-            Int8Scheme::UnsignedWeights => "u8",
-        }
-    }
-
-    /// Bits of each activation row's levels.
-    pub fn activation_bits(self) -> u32 {
-        match self {
-            Int8Scheme::SignedWeightsNarrowActivations => 7,
-            _ => 8,
-        }
-    }
-
-    /// The scheme this CPU runs fastest at the fidelity wanted.
-    pub fn for_this_cpu() -> Int8Scheme {
-        if crate::cpu::has_vnni() {
-            Int8Scheme::SignedWeights
-        } else if cfg!(target_arch = "x86_64") {
-            Int8Scheme::SignedWeightsNarrowActivations
-        } else {
-            Int8Scheme::UnsignedWeights
-        }
-    }
-
-    /// One line for `info().int8Scheme`.
-    pub fn describe(self) -> String {
-        let weights = if self == Int8Scheme::UnsignedWeights {
-            "u8"
-        } else {
-            "s8"
-        };
-        format!(
-            "{} ({}-bit u8 activations per row x {weights} weights per column; the attention's \
-             first-position rows quantised twice; the FFN down projection after SwiGLU in \
-             float32; CPU {})",
-            self.name(),
-            self.activation_bits(),
-            crate::cpu::features()
-        )
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WeightsKind {
-    /// `model.safetensors` when present, else the ONNX file.
-    Auto,
-    Safetensors,
-    Onnx,
-}
-
-/// Where a setting's value came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Source {
-    Option,
-    Env,
-    #[default]
-    Default,
-}
-
-impl Source {
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Option => "option",
-            Source::Env => "env",
-            Source::Default => "default",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Sources {
-    pub backend: Source,
-    pub dtype: Source,
-    pub threads: Source,
-    pub max_length: Source,
-    pub batch_tokens: Source,
-    pub gpu_memory_limit: Source,
+    /// The graph cache's folder (default `$SEMANTIC_SEARCH_CACHE`, else
+    /// `~/.cache/semantic-search-native`).
+    pub cache_dir: Option<String>,
 }
 
 /// The options in types; `None` still means "the model's or the machine's default".
@@ -212,75 +115,66 @@ impl Settings {
     pub fn resolve(options: &Options, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         let mut sources = Sources::default();
-        let backend = pick(
-            &mut sources.backend,
-            options.backend.clone(),
-            env(ENV_BACKEND),
-        );
-        let dtype = pick(&mut sources.dtype, options.dtype.clone(), env(ENV_DTYPE));
+        let backend = choose(&mut sources.backend, options.backend, ENV_BACKEND, &env)?;
+        let dtype = choose(&mut sources.dtype, options.dtype, ENV_DTYPE, &env)?;
+        let count = |n: Option<u32>| n.map(|n| n as usize);
         let threads = pick_number(
             &mut sources.threads,
             "threads",
-            options.threads,
+            count(options.threads),
             ENV_THREADS,
             &env,
         )?;
         let max_length = pick_number(
             &mut sources.max_length,
             "maxLength",
-            options.max_length,
+            count(options.max_length),
             ENV_MAX_LENGTH,
             &env,
         )?;
         let batch_tokens = pick_number(
             &mut sources.batch_tokens,
             "batchTokens",
-            options.batch_tokens,
+            count(options.batch_tokens),
             ENV_BATCH_TOKENS,
             &env,
         )?;
         let limit = pick(
             &mut sources.gpu_memory_limit,
-            options.gpu_memory_limit.clone(),
+            options.gpu_memory_limit.as_ref().map(|limit| match limit {
+                Either::A(bytes) => bytes.to_string(),
+                Either::B(text) => text.clone(),
+            }),
             env(ENV_GPU_MEMORY_LIMIT),
         );
-        let from = |source: Source, var: &str| match source {
-            Source::Env => Failure::Env(var.to_string()),
-            _ => Failure::Option,
-        };
+        let gpu_memory_limit = limit
+            .as_deref()
+            .map(parse_bytes)
+            .transpose()
+            .map_err(|e| from(sources.gpu_memory_limit, ENV_GPU_MEMORY_LIMIT).error(e))?;
         Ok(Settings {
-            backend: parse_backend(backend.as_deref())
-                .map_err(|e| from(sources.backend, ENV_BACKEND).error(e))?,
-            dtype: dtype
-                .as_deref()
-                .map(parse_dtype)
-                .transpose()
-                .map_err(|e| from(sources.dtype, ENV_DTYPE).error(e))?,
-            weights: parse_weights(options.weights.as_deref()).map_err(Error::Input)?,
+            backend: backend.unwrap_or(BackendKind::Auto),
+            dtype,
+            weights: options.weights.unwrap_or(WeightsKind::Auto),
             threads,
             max_length,
             batch_tokens,
-            gpu_memory_limit: limit
-                .as_deref()
-                .map(parse_bytes)
-                .transpose()
-                .map_err(|e| from(sources.gpu_memory_limit, ENV_GPU_MEMORY_LIMIT).error(e))?,
+            gpu_memory_limit,
             onnx_file: options.onnx_file.clone(),
-            ort_library: options.ort_library.clone(),
-            attention: options
-                .attention
-                .as_deref()
-                .map(parse_attention)
-                .transpose()
-                .map_err(Error::Input)?,
-            int8_scheme: parse_int8_scheme(options.int8_scheme.as_deref()).map_err(Error::Input)?,
+            ort_library: options.ort_library.as_ref().map(PathBuf::from),
+            attention: options.attention,
+            int8_scheme: Int8Scheme::from_option(options.int8_scheme),
             query_prefix: options.query_prefix.clone(),
             document_prefix: options.document_prefix.clone(),
             task: options.task.clone(),
-            dimensions: options.dimensions,
+            dimensions: count(options.dimensions),
             cache_dir: match options.cache {
                 Some(false) => None,
-                _ => options.cache_dir.clone().or_else(|| cache_dir(&env)),
+                _ => options
+                    .cache_dir
+                    .as_ref()
+                    .map(PathBuf::from)
+                    .or_else(|| cache_dir(&env)),
             },
             sources,
         })
@@ -320,6 +214,13 @@ impl Failure {
     }
 }
 
+fn from(source: Source, var: &str) -> Failure {
+    match source {
+        Source::Env => Failure::Env(var.to_string()),
+        _ => Failure::Option,
+    }
+}
+
 fn pick<T>(source: &mut Source, option: Option<T>, env: Option<T>) -> Option<T> {
     match (option, env) {
         (Some(v), _) => {
@@ -332,6 +233,22 @@ fn pick<T>(source: &mut Source, option: Option<T>, env: Option<T>) -> Option<T> 
         }
         (None, None) => None,
     }
+}
+
+/// The option when given, else the variable `var` parsed (an error naming it when malformed).
+fn choose<T: Choice>(
+    source: &mut Source,
+    option: Option<T>,
+    var: &str,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<T>> {
+    let from_env = match option {
+        Some(_) => None,
+        None => env(var)
+            .map(|text| T::parse(&text).map_err(|e| from(Source::Env, var).error(e)))
+            .transpose()?,
+    };
+    Ok(pick(source, option, from_env))
 }
 
 fn pick_number(
@@ -360,63 +277,6 @@ fn pick_number(
         option,
         if option.is_some() { None } else { from_env? },
     ))
-}
-
-fn parse_backend(name: Option<&str>) -> std::result::Result<BackendKind, String> {
-    match name.unwrap_or("auto") {
-        "auto" => Ok(BackendKind::Auto),
-        "cpu" => Ok(BackendKind::Cpu),
-        "cuda" => Ok(BackendKind::Cuda),
-        "mlx" => Ok(BackendKind::Mlx),
-        other => Err(format!(
-            "unknown backend '{other}' (expected 'auto', 'cpu', 'cuda' or 'mlx')"
-        )),
-    }
-}
-
-fn parse_dtype(name: &str) -> std::result::Result<Precision, String> {
-    match name {
-        "float32" => Ok(Precision::Float32),
-        "float16" => Ok(Precision::Float16),
-        "int8" => Ok(Precision::Int8),
-        "bfloat16" => Ok(Precision::BFloat16),
-        other => Err(format!(
-            "unknown dtype '{other}' (expected 'float32', 'float16', 'bfloat16' or 'int8')"
-        )),
-    }
-}
-
-fn parse_int8_scheme(name: Option<&str>) -> std::result::Result<Int8Scheme, String> {
-    match name.unwrap_or("auto") {
-        "auto" => Ok(Int8Scheme::for_this_cpu()),
-        "s8" => Ok(Int8Scheme::SignedWeights),
-        "s8a7" => Ok(Int8Scheme::SignedWeightsNarrowActivations),
-        "u8" => Ok(Int8Scheme::UnsignedWeights),
-        other => Err(format!(
-            "unknown int8Scheme '{other}' (expected 'auto', 's8', 's8a7' or 'u8')"
-        )),
-    }
-}
-
-fn parse_attention(name: &str) -> std::result::Result<AttentionDirection, String> {
-    match name {
-        "causal" => Ok(AttentionDirection::Causal),
-        "bidirectional" => Ok(AttentionDirection::Bidirectional),
-        other => Err(format!(
-            "unknown attention '{other}' (expected 'causal' or 'bidirectional')"
-        )),
-    }
-}
-
-fn parse_weights(name: Option<&str>) -> std::result::Result<WeightsKind, String> {
-    match name.unwrap_or("auto") {
-        "auto" => Ok(WeightsKind::Auto),
-        "safetensors" => Ok(WeightsKind::Safetensors),
-        "onnx" => Ok(WeightsKind::Onnx),
-        other => Err(format!(
-            "unknown weights '{other}' (expected 'auto', 'safetensors' or 'onnx')"
-        )),
-    }
 }
 
 /// `4000000000`, `4GB` (10^9), `4GiB` (2^30), `512 MB`, `1.5GB`: a positive whole number of bytes.
@@ -513,9 +373,9 @@ mod tests {
     #[test]
     fn options_in_code_win_over_the_environment() {
         let options = Options {
-            backend: Some("cuda".into()),
+            backend: Some(BackendKind::Cuda),
             threads: Some(1),
-            gpu_memory_limit: Some("1000".into()),
+            gpu_memory_limit: Some(Either::B("1000".into())),
             ..Options::default()
         };
         let s = resolve(

@@ -16,20 +16,24 @@ pub struct Stats {
     last_error: Mutex<Option<String>>,
 }
 
-/// The counters at one moment.
+/// What one model has done since it was loaded: `stats()` in JavaScript.
+#[napi_derive::napi(object, js_name = "ModelStats")]
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StatsSnapshot {
-    pub calls: u64,
-    pub texts: u64,
+    /// `embed`/`embedSync` calls, failed ones included.
+    pub calls: i64,
+    pub texts: i64,
     /// Tokens the tokenizer produced (special tokens and prompts included, after truncation).
-    pub tokens: u64,
+    pub tokens: i64,
     /// Rows × padded length over every forward pass: what the backend computed.
-    pub padded_tokens: u64,
-    pub forward_passes: u64,
+    pub padded_tokens: i64,
+    pub forward_passes: i64,
     /// Micro-batches that ran out of memory and were split in two.
-    pub oom_retries: u64,
+    pub oom_retries: i64,
     pub tokenize_seconds: f64,
+    /// Summed over forward passes: with lanes (`info().lanes`) it can exceed the calls' time.
     pub backend_seconds: f64,
+    /// The message of the last failed call.
     pub last_error: Option<String>,
 }
 
@@ -58,13 +62,14 @@ impl Stats {
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
+        let count = |n: &AtomicU64| i64::try_from(n.load(Relaxed)).unwrap_or(i64::MAX);
         StatsSnapshot {
-            calls: self.calls.load(Relaxed),
-            texts: self.texts.load(Relaxed),
-            tokens: self.tokens.load(Relaxed),
-            padded_tokens: self.padded_tokens.load(Relaxed),
-            forward_passes: self.forward_passes.load(Relaxed),
-            oom_retries: self.oom_retries.load(Relaxed),
+            calls: count(&self.calls),
+            texts: count(&self.texts),
+            tokens: count(&self.tokens),
+            padded_tokens: count(&self.padded_tokens),
+            forward_passes: count(&self.forward_passes),
+            oom_retries: count(&self.oom_retries),
             tokenize_seconds: self.tokenize_nanos.load(Relaxed) as f64 * 1e-9,
             backend_seconds: self.backend_nanos.load(Relaxed) as f64 * 1e-9,
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),

@@ -14,7 +14,7 @@ pub struct TextTokenizer {
     /// Tokens kept from a text (before the appended EOS).
     keep: usize,
     /// A text longer than this many characters is cut (at a space) before tokenising: the
-    /// truncated tokens come from its start, and a 1 MB text would otherwise cost ~0.4 s.
+    /// truncated tokens come from its start, and a huge text would otherwise be tokenised whole.
     max_chars: usize,
 }
 

@@ -299,8 +299,8 @@ fn tokenise_batch_pool_holds_on_random_text() {
     while started.elapsed() < budget() {
         let max_length = 2 + r.below(300);
         let options = Options {
-            max_length: Some(max_length),
-            batch_tokens: Some(1 + r.below(3000)),
+            max_length: Some(max_length as u32),
+            batch_tokens: Some(1 + r.below(3000) as u32),
             ..Options::default()
         };
         let backend = Box::new(HashBackend { dim: 8, max_length });

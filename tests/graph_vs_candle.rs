@@ -175,7 +175,7 @@ fn nomic_bert_float16_graph_stays_close_to_float32() {
     let scratch = Scratch::new("nomic-fp16");
     write_nomic_dir(&scratch.0, &SMALL_NOMIC, 21);
     let options = semantic_search_native::engine::Options {
-        dtype: Some("float16".into()),
+        dtype: Some(named("float16")),
         ..Default::default()
     };
     let half = semantic_search_native::engine::Engine::load(&scratch.0, &options).expect("fp16");

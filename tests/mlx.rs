@@ -12,8 +12,8 @@ use semantic_search_native::engine::{Engine, Options};
 
 fn load(dir: &Path, backend: &str, dtype: Option<&str>) -> Engine {
     let options = Options {
-        backend: Some(backend.into()),
-        dtype: dtype.map(str::to_string),
+        backend: Some(named(backend)),
+        dtype: dtype.map(named),
         ..Options::default()
     };
     Engine::load(dir, &options).expect("engine loads")
@@ -156,8 +156,8 @@ fn float16_on_mlx_stays_close_to_float32() {
 #[test]
 fn an_onnx_only_model_is_refused_by_mlx_with_the_reason() {
     let options = Options {
-        backend: Some("mlx".into()),
-        weights: Some("onnx".into()),
+        backend: Some(named("mlx")),
+        weights: Some(named("onnx")),
         ..Options::default()
     };
     let error = Engine::load(&minilm_dir(), &options)
@@ -204,7 +204,7 @@ fn qwen2_and_qwen3_on_mlx_match_candle_and_the_ort_graph() {
             1e-2,
         );
         let bf16 = load(&scratch.0, "mlx", Some("bfloat16"));
-        assert_eq!(bf16.info().dtype.as_deref(), Some("bfloat16"));
+        assert_eq!(bf16.info().dtype.map(Choice::name), Some("bfloat16"));
         let bf16 = rows(&bf16, &texts(), false);
         assert_close(
             &format!("{name} MLX bfloat16 vs float32"),

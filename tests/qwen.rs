@@ -23,8 +23,8 @@ fn qodo_layout_qwen2_is_bidirectional_and_matches_candle_qwen2() {
     assert_eq!(
         (
             info.arch.as_str(),
-            info.pooling.as_str(),
-            info.attention.as_str()
+            info.pooling.name(),
+            info.attention.name()
         ),
         ("qwen2", "lasttoken", "bidirectional")
     );
@@ -42,10 +42,7 @@ fn qwen3_is_causal_and_matches_candle_qwen3() {
     let dir = qwen_dir("qwen3", true, "");
     let engine = load_with(&dir.0, Options::default());
     assert_eq!(
-        (
-            engine.info().arch.as_str(),
-            engine.info().attention.as_str()
-        ),
+        (engine.info().arch.as_str(), engine.info().attention.name()),
         ("qwen3", "causal")
     );
     assert_close(
@@ -64,11 +61,11 @@ fn the_wrong_attention_direction_is_caught() {
     let causal = load_with(
         &dir.0,
         Options {
-            attention: Some("causal".into()),
+            attention: Some(named("causal")),
             ..Options::default()
         },
     );
-    assert_eq!(causal.info().attention, "causal");
+    assert_eq!(causal.info().attention.name(), "causal");
     let ours = rows(&causal, &texts(), false);
     let theirs = candle_qwen2(&dir.0, &texts());
     let worst = ours
@@ -92,7 +89,10 @@ fn the_attention_rule_reads_each_layout() {
     ] {
         let dir = qwen_dir(name, qwen3, extra);
         assert_eq!(
-            load_with(&dir.0, Options::default()).info().attention,
+            load_with(&dir.0, Options::default())
+                .info()
+                .attention
+                .name(),
             expected,
             "{name}"
         );
@@ -152,8 +152,8 @@ fn half_precision_and_int8_stay_close_to_float32() {
         let engine = load_with(
             &dir.0,
             Options {
-                dtype: Some(dtype.into()),
-                backend: Some("cpu".into()),
+                dtype: Some(named(dtype)),
+                backend: Some(named("cpu")),
                 ..Options::default()
             },
         );
@@ -260,10 +260,10 @@ fn qwen2_and_qwen3_match_transformers_in_pytorch() {
     for (name, attention) in [("qwen2-qodo-layout", "bidirectional"), ("qwen3", "causal")] {
         let fixture = qwen_fixture(name);
         let engine = load_with(&fixture.dir.0, Options::default());
-        assert_eq!(engine.info().attention, attention, "{name}");
+        assert_eq!(engine.info().attention.name(), attention, "{name}");
         let tokenizer = TextTokenizer::load(
             &fixture.dir.0.join("tokenizer.json"),
-            engine.info().max_length,
+            engine.info().max_length as usize,
             Some(QWEN_TEST_EOS),
         )
         .expect("tokenizer");
@@ -288,7 +288,7 @@ fn qwen2_and_qwen3_match_transformers_in_pytorch() {
         let wrong = load_with(
             &fixture.dir.0,
             Options {
-                attention: Some(other.into()),
+                attention: Some(named(other)),
                 ..Options::default()
             },
         );

@@ -111,20 +111,12 @@ pub enum Residual {
 }
 
 /// Which tokens a token attends to (padding is never attended).
+#[napi_derive::napi(string_enum = "lowercase")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttentionDirection {
     Bidirectional,
     /// Each token attends to itself and the tokens before it.
     Causal,
-}
-
-impl AttentionDirection {
-    pub fn name(self) -> &'static str {
-        match self {
-            AttentionDirection::Bidirectional => "bidirectional",
-            AttentionDirection::Causal => "causal",
-        }
-    }
 }
 
 #[derive(Clone)]

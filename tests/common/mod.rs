@@ -5,7 +5,13 @@ pub mod candle;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
+pub use semantic_search_native::choices::Choice;
 use semantic_search_native::engine::{Engine, Options};
+
+/// The value of an option by its JavaScript name.
+pub fn named<T: Choice>(name: &str) -> T {
+    T::parse(name).expect("a known name")
+}
 
 pub fn minilm_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".cache/models/all-MiniLM-L6-v2");
@@ -162,31 +168,14 @@ fn encode(data: &[f32], dtype: Dtype) -> Vec<u8> {
         Dtype::F32 => data.iter().flat_map(|v| v.to_le_bytes()).collect(),
         Dtype::BF16 => data
             .iter()
-            .flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes())
+            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
             .collect(),
         Dtype::F16 => data
             .iter()
-            .flat_map(|v| f32_to_f16(*v).to_le_bytes())
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
             .collect(),
         other => panic!("no encoder for {other:?}"),
     }
-}
-
-/// Round-to-nearest-even f32 -> f16 for normal values (test weights are small and normal).
-fn f32_to_f16(v: f32) -> u16 {
-    let bits = v.to_bits();
-    let sign = ((bits >> 16) & 0x8000) as u16;
-    let exp = ((bits >> 23) & 0xff) as i32 - 127 + 15;
-    if exp <= 0 {
-        return sign;
-    }
-    let mant = bits & 0x7f_ffff;
-    let mut half = ((exp as u32) << 10) | (mant >> 13);
-    let rest = mant & 0x1fff;
-    if rest > 0x1000 || (rest == 0x1000 && half & 1 == 1) {
-        half += 1;
-    }
-    sign | half as u16
 }
 
 /// `config.json`, MiniLM's tokenizer and `1_Pooling/config.json`: what every test snapshot has.
@@ -227,7 +216,7 @@ pub fn ours(dir: &Path, texts: &[String], is_query: bool) -> Vec<Vec<f32>> {
 
 /// The engine's vectors of `texts`, one row each.
 pub fn rows(engine: &Engine, texts: &[String], is_query: bool) -> Vec<Vec<f32>> {
-    let dim = engine.info().dim;
+    let dim = engine.dim();
     engine
         .embed(texts, is_query)
         .expect("embeds")

@@ -168,31 +168,35 @@ impl Encoder {
     /// CLS: the first token of each row; last token: the last real one; mean: the average over
     /// real (unmasked) tokens, in f32.
     fn pool(&self, x: &Array, t: &Tokens) -> Result<Array> {
-        if self.pooling == Pooling::LastToken {
-            let last: Vec<i32> = t
-                .attention_mask
-                .chunks_exact(t.seq)
-                .enumerate()
-                .map(|(row, mask)| {
-                    (row * t.seq + mask.iter().filter(|&&m| m != 0).count().max(1) - 1) as i32
-                })
-                .collect();
-            let last = Array::from_slice(&last, &[t.rows as i32]);
-            return take_axis(x, &last, 0);
-        }
-        let x = reshape(x, &[t.rows as i32, t.seq as i32, self.hidden as i32])?;
+        let rows = || reshape(x, &[t.rows as i32, t.seq as i32, self.hidden as i32]);
         match self.pooling {
-            Pooling::Cls | Pooling::LastToken => take_axis(&x, Array::from_int(0), 1),
+            Pooling::LastToken => take_axis(x, &last_rows(t), 0),
+            Pooling::Cls => take_axis(&rows()?, Array::from_int(0), 1)
+                .and_then(|pooled| pooled.as_dtype(self.dtype)),
             Pooling::Mean => {
                 let mask: Vec<f32> = t.attention_mask.iter().map(|&m| m as f32).collect();
                 let mask = Array::from_slice(&mask, &[t.rows as i32, t.seq as i32, 1]);
-                let x = x.as_dtype(Dtype::Float32)?;
+                let x = rows()?.as_dtype(Dtype::Float32)?;
                 let total = sum_axis(&multiply(&x, &mask)?, 1, false)?;
-                total.divide(&sum_axis(&mask, 1, false)?)
+                total
+                    .divide(&sum_axis(&mask, 1, false)?)
+                    .and_then(|pooled| pooled.as_dtype(self.dtype))
             }
         }
-        .and_then(|pooled| pooled.as_dtype(self.dtype))
     }
+}
+
+/// The index of each row's last real token among the `[rows * seq]` token states.
+fn last_rows(t: &Tokens) -> Array {
+    let last: Vec<i32> = t
+        .attention_mask
+        .chunks_exact(t.seq)
+        .enumerate()
+        .map(|(row, mask)| {
+            (row * t.seq + mask.iter().filter(|&&m| m != 0).count().max(1) - 1) as i32
+        })
+        .collect();
+    Array::from_slice(&last, &[t.rows as i32])
 }
 
 fn linear(x: &Array, l: &Linear) -> Result<Array> {

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod cuda;
 pub mod graph;
 mod lanes;
+mod onnx_proto;
 mod open;
 mod plan;
 pub mod runtime;

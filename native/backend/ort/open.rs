@@ -83,10 +83,9 @@ fn build(
 }
 
 /// Float weights above which a graph built without the cache is not pre-packed: ONNX Runtime
-/// keeps every weight of an in-memory graph until all are packed, so the session peaks at twice
-/// the weights (a Qodo-shaped 6.2 GB fp32 model: 11.5 GB; unpacked 7.2 GB), and packing gains
-/// little at these sizes (2-5 % on the Qodo shape). A cache entry pre-packs as it loads, weight
-/// by weight, and does not peak.
+/// keeps every weight of an in-memory graph until all are packed, so the session would peak at
+/// twice the weights, and packing gains little at these sizes (benchmark/README.md). A cache
+/// entry pre-packs as it loads, weight by weight, and does not peak.
 const PREPACK_LIMIT_BYTES: usize = 1 << 30;
 
 fn holds_weights_twice(weights: &WeightsSource, precision: Option<Precision>) -> bool {
@@ -103,11 +102,9 @@ fn holds_weights_twice(weights: &WeightsSource, precision: Option<Precision>) ->
 
 /// Builds the graph from `weights` and has ONNX Runtime write its optimised form into `entry`
 /// (CPU only). Pre-packing is off in this session, which only writes: pre-packing while saving
-/// costs more than the whole save and keeps a second copy of the weights resident (a
-/// Qodo-shaped model peaked at 11.5 GB instead of 7.2 GB). The model then runs from the entry,
-/// pre-packed: the writing session itself ran MiniLM's bench corpus in 54.7 s against 43.3 s
-/// and one query in 9.1 ms against 6.3 ms (two bench runs), and its int8 vectors differ slightly
-/// (cosine 1e-5).
+/// costs more than the whole save and keeps a second copy of the weights resident. The model
+/// then runs from the entry, pre-packed, as every later start does: the writing session itself
+/// ran slower and gave slightly different int8 vectors (benchmark/README.md).
 pub fn save(
     runtime: &Runtime,
     facts: ModelFacts,
@@ -151,9 +148,8 @@ pub fn save(
 
 /// Entries whose weights file is larger run without lanes, loaded by ONNX Runtime itself,
 /// which maps and pre-packs one weight at a time: over one mapping of the whole file, every
-/// page stays resident until all are packed (Qodo-shaped fp32: peak 10.6 GB against 7.2 GB),
-/// and these models' large products keep both threads busy anyway (CodeRankEmbed-shaped:
-/// lanes gained 2-5 %).
+/// page stays resident until all are packed, and these models' large products keep both
+/// threads busy anyway (benchmark/README.md).
 const SHARED_LIMIT_BYTES: u64 = 1 << 30;
 
 /// A CPU backend from a cache entry: the graph is optimised already, so ONNX Runtime only
@@ -179,8 +175,7 @@ pub fn load_cached(
     let backend = match threads.unwrap_or(runtime.shared_threads) {
         0 | 1 => backend,
         // Opened by the first call with several micro-batches, so that a start that embeds
-        // one query does not pre-pack the weights a second time (a cached start took 1.2 s
-        // instead of 0.75 s with both sessions opened at `init`).
+        // one query does not pre-pack the weights a second time.
         lanes => {
             let shared = Arc::clone(&weights);
             backend.with_lanes(lanes, move || {

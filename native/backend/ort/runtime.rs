@@ -216,11 +216,15 @@ fn system_library_names() -> Vec<String> {
 fn addon_dir() -> Option<PathBuf> {
     use std::ffi::CStr;
     // The folder of the shared object that holds this function: the `.node` file under Node.
+    // SAFETY: `Dl_info` is a plain C struct of pointers, for which all zeroes is a valid value.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: `dladdr` only reads the address (a function of this object) and writes `info`.
     let found = unsafe { libc::dladdr(addon_dir as *const libc::c_void, &mut info) };
     if found == 0 || info.dli_fname.is_null() {
         return None;
     }
+    // SAFETY: on success `dli_fname` is a NUL-terminated path owned by the loader, alive while
+    // the object stays loaded (this function's own object), and copied out at once.
     let file = unsafe { CStr::from_ptr(info.dli_fname) }
         .to_string_lossy()
         .into_owned();
@@ -244,6 +248,10 @@ fn library_version(path: &Path) -> String {
     let Ok(name) = CString::new(path.as_os_str().as_bytes()) else {
         return "unknown".into();
     };
+    // SAFETY: `name` is a NUL-terminated path; RTLD_NOLOAD opens nothing new, it only takes
+    // another reference to the library `ort` loaded, released below; `OrtGetApiBase` has this
+    // signature in every ONNX Runtime (its C API's one stable entry point), and the version
+    // string it points to is static in the library, copied before the reference is dropped.
     unsafe {
         // RTLD_NOLOAD: the library is already loaded by `ort`; this only takes another reference.
         let handle = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);

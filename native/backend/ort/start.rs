@@ -9,6 +9,7 @@ use super::runtime::Runtime;
 use super::session::OrtBackend;
 use crate::arch::AttentionDirection;
 use crate::backend::{LazyWeights, ModelFacts};
+use crate::choices::Choice;
 use crate::error::Result;
 use crate::settings::Precision;
 use crate::weights::Safetensors;

@@ -9,10 +9,9 @@ use std::collections::HashMap;
 use ort::operator::Attribute;
 
 use super::plumbing::{Builder, FLOAT, MS_DOMAIN};
-use super::rules::FirstRow;
+use super::rules::{FirstRow, Int8Scheme};
 use crate::arch::Linear;
 use crate::error::Result;
-use crate::settings::Int8Scheme;
 use crate::weights::Tensor;
 
 /// Largest weight magnitude in quantisation steps (symmetric around zero, so one level of 255
@@ -262,7 +261,7 @@ impl Int8 {
     /// `values` (`x`, or `x` shifted down by `floor`) as uint8 `round(v / s) + zero` with
     /// `s = bound / levels` per row (`bound`: `[batch, seq, 1]`), remembered as `x`'s. Per-axis
     /// QuantizeLinear over the rows of a `[rows, k]` view: one pass, where Div, Round, Add and
-    /// Cast took four (measured 8 % slower per product at CodeRankEmbed's shapes).
+    /// Cast took four.
     fn quantize_rows(
         &mut self,
         b: &mut Builder,

@@ -5,7 +5,7 @@ mod int8;
 mod plumbing;
 mod pool;
 mod rope;
-mod rules;
+pub mod rules;
 
 use ort::session::builder::SessionBuilder;
 use ort::session::Session;
