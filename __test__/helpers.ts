@@ -1,4 +1,4 @@
-import { spawnSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -92,28 +92,16 @@ export const TEXTS: string[] = [
   'interface Point { x: number; y: number }',
 ];
 
-/** Deterministic values in [-1, 1) (a 32-bit LCG): test weights without a dependency. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 31 - 1;
-  };
-}
-
-/** Writes float32 tensors as a safetensors file. */
-export function writeSafetensors(file: string, tensors: Array<[string, number[], Float32Array]>): void {
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const [name, shape, data] of tensors) {
-    header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + data.byteLength] };
-    offset += data.byteLength;
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const size = Buffer.alloc(8);
-  size.writeBigUInt64LE(BigInt(json.length));
-  fs.writeFileSync(file, Buffer.concat([size, Buffer.from(json), ...tensors.map(([, , d]) => Buffer.from(d.buffer, d.byteOffset, d.byteLength))]));
+/**
+ * A snapshot of random weights from the generator the Rust tests and the bench use
+ * (`tests/common/random.rs`, through `examples/make_random.rs`), every norm and bias random.
+ */
+function makeRandom(kind: 'nomic' | 'qwen', dir: string, tokenizer: string, options: Record<string, number | true>): void {
+  const flags = Object.entries(options).flatMap(([name, value]) => (value === true ? [`--${name}`] : [`--${name}`, String(value)]));
+  execFileSync('cargo', ['run', '--quiet', '--release', '--example', 'make_random', '--', kind, dir, tokenizer, ...flags, '--random'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
 }
 
 /**
@@ -122,39 +110,7 @@ export function writeSafetensors(file: string, tensors: Array<[string, number[],
  */
 export function randomNomicDir(seed: number, hidden = 128): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssn-nomic-'));
-  const [heads, layers, inner, vocab] = [4, 2, 2 * hidden, 30528];
-  const next = random(seed);
-  const values = (n: number, center: number, scale: number) => Float32Array.from({ length: n }, () => center + next() * scale);
-  const linear = (out: number, inp: number) => values(out * inp, 0, Math.sqrt(3 / inp));
-  const tensors: Array<[string, number[], Float32Array]> = [
-    ['embeddings.word_embeddings.weight', [vocab, hidden], values(vocab * hidden, 0, 1)],
-    ['embeddings.token_type_embeddings.weight', [2, hidden], values(2 * hidden, 0, 1)],
-    ['emb_ln.weight', [hidden], values(hidden, 1, 0.3)],
-    ['emb_ln.bias', [hidden], values(hidden, 0, 0.3)],
-  ];
-  for (let l = 0; l < layers; l++) {
-    const p = `encoder.layers.${l}`;
-    tensors.push([`${p}.attn.Wqkv.weight`, [3 * hidden, hidden], linear(3 * hidden, hidden)]);
-    tensors.push([`${p}.attn.out_proj.weight`, [hidden, hidden], linear(hidden, hidden)]);
-    tensors.push([`${p}.mlp.fc11.weight`, [inner, hidden], linear(inner, hidden)]);
-    tensors.push([`${p}.mlp.fc12.weight`, [inner, hidden], linear(inner, hidden)]);
-    tensors.push([`${p}.mlp.fc2.weight`, [hidden, inner], linear(hidden, inner)]);
-    for (const norm of ['norm1', 'norm2']) {
-      tensors.push([`${p}.${norm}.weight`, [hidden], values(hidden, 1, 0.3)]);
-      tensors.push([`${p}.${norm}.bias`, [hidden], values(hidden, 0, 0.3)]);
-    }
-  }
-  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
-  const config = {
-    model_type: 'nomic_bert', vocab_size: vocab, n_embd: hidden, n_head: heads, n_layer: layers, n_inner: inner,
-    n_positions: 8192, max_trained_positions: 2048, type_vocab_size: 2, layer_norm_epsilon: 1e-12,
-    rotary_emb_fraction: 1.0, rotary_emb_base: 1000, rotary_emb_interleaved: false, qkv_proj_bias: false,
-    mlp_fc1_bias: false, mlp_fc2_bias: false, activation_function: 'swiglu', prenorm: false,
-  };
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
-  fs.copyFileSync(path.join(requireModel(), 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
-  fs.mkdirSync(path.join(dir, '1_Pooling'));
-  fs.writeFileSync(path.join(dir, '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: hidden, pooling_mode_cls_token: true }));
+  makeRandom('nomic', dir, path.join(requireModel(), 'tokenizer.json'), { hidden, heads: 4, layers: 2, inner: 2 * hidden, seed });
   fs.writeFileSync(
     path.join(dir, 'config_sentence_transformers.json'),
     JSON.stringify({ prompts: { query: 'Represent this query for searching relevant code: ', document: '' } }),
@@ -193,64 +149,18 @@ export const QWEN_EOS = 151643; // <|endoftext|>
  */
 export function randomQwenDir(seed: number, qwen3: boolean): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ssn-${qwen3 ? 'qwen3' : 'qodo'}-`));
-  const [hidden, heads, kvHeads, headDim, layers, inner, vocab] = [32, 4, 2, qwen3 ? 16 : 8, 2, 64, 151669];
-  const next = random(seed);
-  const values = (n: number, center: number, scale: number) => Float32Array.from({ length: n }, () => center + next() * scale);
-  const linear = (out: number, inp: number) => values(out * inp, 0, Math.sqrt(3 / inp));
-  const [q, kv] = [heads * headDim, kvHeads * headDim];
-  const rest: Array<[string, number[], Float32Array]> = [];
-  for (let l = 0; l < layers; l++) {
-    const p = `layers.${l}`;
-    rest.push([`${p}.input_layernorm.weight`, [hidden], values(hidden, 1, 0.3)]);
-    rest.push([`${p}.self_attn.q_proj.weight`, [q, hidden], linear(q, hidden)]);
-    rest.push([`${p}.self_attn.k_proj.weight`, [kv, hidden], linear(kv, hidden)]);
-    rest.push([`${p}.self_attn.v_proj.weight`, [kv, hidden], linear(kv, hidden)]);
-    if (qwen3) {
-      rest.push([`${p}.self_attn.q_norm.weight`, [headDim], values(headDim, 1, 0.3)]);
-      rest.push([`${p}.self_attn.k_norm.weight`, [headDim], values(headDim, 1, 0.3)]);
-    } else {
-      rest.push([`${p}.self_attn.q_proj.bias`, [q], values(q, 0, 0.5)]);
-      rest.push([`${p}.self_attn.k_proj.bias`, [kv], values(kv, 0, 0.5)]);
-      rest.push([`${p}.self_attn.v_proj.bias`, [kv], values(kv, 0, 0.5)]);
-    }
-    rest.push([`${p}.self_attn.o_proj.weight`, [hidden, q], linear(hidden, q)]);
-    rest.push([`${p}.post_attention_layernorm.weight`, [hidden], values(hidden, 1, 0.3)]);
-    rest.push([`${p}.mlp.gate_proj.weight`, [inner, hidden], linear(inner, hidden)]);
-    rest.push([`${p}.mlp.up_proj.weight`, [inner, hidden], linear(inner, hidden)]);
-    rest.push([`${p}.mlp.down_proj.weight`, [hidden, inner], linear(hidden, inner)]);
-  }
-  rest.push(['norm.weight', [hidden], values(hidden, 1, 0.3)]);
-  const shards: Array<[string, Array<[string, number[], Float32Array]>]> = [
-    ['model-00001-of-00002.safetensors', [['embed_tokens.weight', [vocab, hidden], values(vocab * hidden, 0, 1)]]],
-    ['model-00002-of-00002.safetensors', rest],
-  ];
-  const weightMap: Record<string, string> = {};
-  for (const [file, tensors] of shards) {
-    writeSafetensors(path.join(dir, file), tensors);
-    tensors.forEach(([name]) => (weightMap[name] = file));
-  }
-  fs.writeFileSync(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
-  const config: Record<string, unknown> = {
-    model_type: qwen3 ? 'qwen3' : 'qwen2', vocab_size: vocab, hidden_size: hidden, intermediate_size: inner,
-    num_hidden_layers: layers, num_attention_heads: heads, num_key_value_heads: kvHeads, max_position_embeddings: 32768,
-    rms_norm_eps: 1e-6, rope_theta: 1000000.0, hidden_act: 'silu', eos_token_id: QWEN_EOS,
-  };
-  if (qwen3) Object.assign(config, { head_dim: headDim, attention_bias: false });
-  else config.auto_map = { AutoModel: 'Alibaba-NLP/gte-Qwen2-1.5B-instruct--modeling_qwen.Qwen2Model' };
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
-  const tokenizer = JSON.parse(fs.readFileSync(QWEN_TOKENIZER, 'utf8'));
+  const shape = { hidden: 32, heads: 4, 'kv-heads': 2, 'head-dim': qwen3 ? 16 : 8, layers: 2, inner: 64, vocab: 151669, positions: 32768 };
+  makeRandom('qwen', dir, QWEN_TOKENIZER, { ...shape, seed, ...(qwen3 ? { qwen3: true as const } : {}) });
   if (qwen3) {
+    const tokenizer = JSON.parse(fs.readFileSync(QWEN_TOKENIZER, 'utf8'));
     tokenizer.post_processor = {
       type: 'TemplateProcessing',
       single: [{ Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<|endoftext|>', type_id: 0 } }],
       pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }, { SpecialToken: { id: '<|endoftext|>', type_id: 0 } }],
       special_tokens: { '<|endoftext|>': { id: '<|endoftext|>', ids: [QWEN_EOS], tokens: ['<|endoftext|>'] } },
     };
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
   }
-  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
-  fs.mkdirSync(path.join(dir, '1_Pooling'));
-  fs.writeFileSync(path.join(dir, '1_Pooling', 'config.json'), JSON.stringify({ word_embedding_dimension: hidden, pooling_mode_lasttoken: true }));
-  fs.writeFileSync(path.join(dir, 'sentence_bert_config.json'), JSON.stringify({ max_seq_length: 32768, do_lower_case: false }));
   const query = qwen3 ? 'Instruct: Given a code search query, retrieve relevant code\nQuery:' : 'Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: ';
   fs.writeFileSync(path.join(dir, 'config_sentence_transformers.json'), JSON.stringify({ prompts: { query, document: '' } }));
   return dir;

