@@ -170,7 +170,7 @@ impl Encoder {
     fn pool(&self, x: &Array, t: &Tokens) -> Result<Array> {
         let rows = || reshape(x, &[t.rows as i32, t.seq as i32, self.hidden as i32]);
         match self.pooling {
-            Pooling::LastToken => take_axis(x, &last_rows(t), 0),
+            Pooling::LastToken => take_axis(x, last_rows(t), 0),
             Pooling::Cls => take_axis(&rows()?, Array::from_int(0), 1)
                 .and_then(|pooled| pooled.as_dtype(self.dtype)),
             Pooling::Mean => {
