@@ -119,6 +119,15 @@ export declare enum ErrorCode {
   ErrNotLoaded = 'ERR_NOT_LOADED',
   /** A call on a `Model` after `close()`. */
   ErrModelClosed = 'ERR_MODEL_CLOSED',
+  /**
+   * A model id that is not in the Hugging Face cache, or no default model downloaded
+   * (thrown by the TypeScript layer, with the command that downloads it).
+   */
+  ErrModelNotFound = 'ERR_MODEL_NOT_FOUND',
+  /** A download from the Hugging Face hub failed (thrown by the TypeScript layer). */
+  ErrDownload = 'ERR_DOWNLOAD',
+  /** No build of the addon runs on this platform (musl, a glibc older than 2.28). */
+  ErrUnsupportedPlatform = 'ERR_UNSUPPORTED_PLATFORM',
   /** A bug: please report it. */
   ErrInternal = 'ERR_INTERNAL',
 }

@@ -91,7 +91,9 @@ describe('download from a hub', () => {
   it('resumes where the server went away mid-download, leaving nothing half-written as complete', async () => {
     const size = fs.statSync(path.join(modelDir, 'model.safetensors')).size;
     hub.faults.cutOnce = { file: 'model.safetensors', after: 30_000_000 };
-    await expect(fetchModel()).rejects.toThrow(/the download of model\.safetensors stopped at \d+ of 90868376 bytes .*run the same command again to resume/);
+    const cut = fetchModel();
+    await expect(cut).rejects.toThrow(/the download of model\.safetensors stopped at \d+ of 90868376 bytes .*run the same command again to resume/);
+    await expect(cut).rejects.toMatchObject({ code: 'ERR_DOWNLOAD' });
     const blobs = path.join(cacheDir, 'models--sentence-transformers--all-MiniLM-L6-v2', 'blobs');
     const partial = fs.readdirSync(blobs).filter((f) => f.endsWith('.incomplete'));
     expect(partial).toHaveLength(1);
@@ -101,6 +103,8 @@ describe('download from a hub', () => {
     expect(fs.existsSync(path.join(snapshot(), 'model.safetensors'))).toBe(false);
     expect(fs.existsSync(path.join(cacheDir, 'models--sentence-transformers--all-MiniLM-L6-v2', 'refs', 'main'))).toBe(false);
     expect(resolveModel.bind(null, ID, { cacheDir })).toThrow(/download it with `npx semantic-search-native download sentence-transformers\/all-MiniLM-L6-v2`/);
+    expect(codeOf(() => resolveModel(ID, { cacheDir }))).toBe('ERR_MODEL_NOT_FOUND');
+    expect(codeOf(() => resolveModel('../not/an id', { cacheDir }))).toBe('ERR_INPUT');
 
     hub.log.length = 0;
     await fetchModel();
@@ -129,16 +133,21 @@ describe('download from a hub', () => {
     await expect(fetchModel('nobody/no-such-model')).rejects.toThrow(/nobody\/no-such-model \(revision main\) on http:\/\/127\.0\.0\.1:\d+ was not found \(404\)/);
     await expect(fetchModel(GATED)).rejects.toThrow(/answered 401: the model is gated or private; set HF_TOKEN to a token with read access/);
     await expect(fetchModel(GATED, { token: 'hf_wrong' })).rejects.toThrow(/the token in HF_TOKEN was refused/);
+    for (const failing of [fetchModel('nobody/no-such-model'), fetchModel(GATED), fetchModel(GATED, { token: 'hf_wrong' })]) {
+      await expect(failing).rejects.toMatchObject({ code: 'ERR_DOWNLOAD' });
+    }
     const folder = await fetchModel(GATED, { token: TOKEN });
     expect(listFiles(folder)).toEqual(WANTED);
     const gone = await closedPort();
     await expect(download(ID, { endpoint: gone, cacheDir, offline: false })).rejects.toThrow(
       /could not reach http:\/\/127\.0\.0\.1:\d+ for .*\(ECONNREFUSED\).*HF_HUB_OFFLINE=1/,
     );
+    await expect(download(ID, { endpoint: gone, cacheDir, offline: false })).rejects.toMatchObject({ code: 'ERR_DOWNLOAD' });
   });
 
   it('offline, uses the cache and never the network', async () => {
     await expect(fetchModel(ID, { offline: true })).rejects.toThrow(/HF_HUB_OFFLINE is set and sentence-transformers\/all-MiniLM-L6-v2 \(revision main\) is not downloaded/);
+    await expect(fetchModel(ID, { offline: true })).rejects.toMatchObject({ code: 'ERR_MODEL_NOT_FOUND' });
     const folder = await fetchModel();
     hub.log.length = 0;
     expect(await download(ID, { endpoint: await closedPort(), cacheDir, offline: true })).toBe(folder);
@@ -159,16 +168,22 @@ describe('download from a hub', () => {
     const usage = await cli(['fetch'], env);
     expect(usage.status).toBe(2);
     expect(usage.stderr).toMatch(/unknown command 'fetch'[\s\S]*usage: semantic-search-native download/);
+    for (const help of [[], ['--help'], ['-h'], ['download', '--help']]) {
+      const shown = await cli(help, env);
+      expect(shown.status).toBe(0);
+      expect(shown.stderr).toMatch(/^usage: semantic-search-native download/);
+    }
   });
 
   it('without a model, names the command that downloads the default one', async () => {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'ssn-home-'));
     const script = `const { Embedder } = require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))});
-      new Embedder().init().catch((e) => { console.error(e.message); process.exit(3); })`;
+      new Embedder().init().catch((e) => { console.error(e.code + ' ' + e.message); process.exit(3); })`;
     const env = { ...process.env, HOME: home, HF_HOME: path.join(home, 'hf'), HF_HUB_CACHE: '', SEMANTIC_SEARCH_MODEL_DIR: '' };
     const run = await node(['-e', script], env);
     expect(run.status).toBe(3);
     expect(run.stderr).toMatch(/the default model nomic-ai\/CodeRankEmbed is not downloaded: run `npx semantic-search-native download nomic-ai\/CodeRankEmbed`/);
+    expect(run.stderr).toMatch(/^ERR_MODEL_NOT_FOUND /);
     fs.rmSync(home, { recursive: true, force: true });
   });
 });
@@ -202,4 +217,14 @@ function listFiles(dir: string, prefix = ''): string[] {
 
 function sha256(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+/** The `code` of what `f` throws. */
+function codeOf(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return undefined;
 }

@@ -43,6 +43,7 @@ describe('Embedder', () => {
 
   test('embed before init() says to call init()', async () => {
     await expect(new Embedder({ modelDir }).embed(['x'])).rejects.toThrow(/call and await init\(\)/);
+    await expect(new Embedder({ modelDir }).embed(['x'])).rejects.toMatchObject({ code: 'ERR_NOT_LOADED' });
   });
 
   test('two Embedders of different models in one process each give their own vectors', async () => {
@@ -76,10 +77,14 @@ describe('Embedder', () => {
     expect(() => new Embedder({ modelDir, models: [{ modelDir }] })).toThrow(/either modelDir\/model or models/);
     expect(() => new Embedder({ models: [] })).toThrow(/models is empty/);
     expect(() => new Embedder({ models: [{ modelDir, weight: 0 }] })).toThrow(/weight .* must be a positive number/);
+    for (const options of [{ modelDir, models: [{ modelDir }] }, { models: [] }, { models: [{ modelDir, weight: 0 }] }]) {
+      expect(codeOf(() => new Embedder(options))).toBe('ERR_INPUT');
+    }
   });
 
   test('modelDir and model together are refused at init', async () => {
     await expect(new Embedder({ modelDir, model: 'nomic-ai/CodeRankEmbed' }).init()).rejects.toThrow(/either modelDir or model, not both/);
+    await expect(new Embedder({ modelDir, model: 'nomic-ai/CodeRankEmbed' }).init()).rejects.toMatchObject({ code: 'ERR_INPUT' });
   });
 
   test('the default model comes from SEMANTIC_SEARCH_MODEL_DIR, else the Hugging Face cache, else an error with the download command', () => {
@@ -104,3 +109,13 @@ describe('Embedder', () => {
     }
   });
 });
+
+/** The `code` of what `f` throws. */
+function codeOf(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return undefined;
+}

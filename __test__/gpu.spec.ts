@@ -1,6 +1,8 @@
 // Provider choice tells the truth: on a machine whose ONNX Runtime has no CUDA provider, `auto`
 // runs on the CPU and says why, and `cuda` fails with that reason. (Out-of-memory retries are
 // tested in Rust with a fake backend: tests/engine.rs.)
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
 import * as native from '../index';
 import { APPLE_SILICON, requireModel, runNode } from './helpers';
 
@@ -46,10 +48,16 @@ describe('provider selection without a usable GPU', () => {
   });
 });
 
-test('the doctor prints the runtime and the fallback reason', () => {
-  const run = runNode(`process.argv[2] = ${JSON.stringify(requireModel())}; require('./dist/doctor.js');`);
+test('the doctor prints the runtime and, in one line, why CUDA is not used; the whole reason with --verbose', () => {
+  const doctor = (...args: string[]) => runNode(`process.argv = [process.argv[0], 'doctor', ...${JSON.stringify(args)}]; require('./dist/doctor.js');`);
+  const run = doctor(requireModel());
   expect(run.status).toBe(0);
   expect(run.stdout).toMatch(/ONNX Runtime\s+1\.\d+/);
-  expect(run.stdout).toMatch(/CUDA\s+not usable: /);
+  const driver = fs.existsSync('/proc/driver/nvidia/version') || spawnSync('nvidia-smi', ['-L']).status === 0;
+  const line = run.stdout.split('\n').find((l) => l.startsWith('CUDA '));
+  expect(line).toMatch(driver ? /^CUDA\s+not usable: [^\n]*--verbose/ : /^CUDA\s+not available \(no NVIDIA driver found\)$/);
   expect(run.stdout).toMatch(APPLE_SILICON ? /runs on\s+mlx/ : /runs on\s+cpu/);
+  const verbose = doctor(requireModel(), '--verbose');
+  expect(verbose.status).toBe(0);
+  expect(verbose.stdout).toMatch(/CUDA\s+not usable: /);
 });

@@ -68,7 +68,7 @@ packable('a fresh install from the packed packages', () => {
     expect(main.files.sort()).toEqual([
       'LICENSE',
       'README.md',
-      ...['binding', 'cli', 'embedder', 'hub', 'index'].flatMap((n) => [`dist/${n}.d.ts`, `dist/${n}.js`]),
+      ...['binding', 'cli', 'embedder', 'errors', 'hub', 'index'].flatMap((n) => [`dist/${n}.d.ts`, `dist/${n}.js`]),
       'index.d.ts',
       'index.js',
       'package.json',

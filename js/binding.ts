@@ -2,6 +2,7 @@
 // library. The Linux packages are built for glibc 2.28 and later; ONNX Runtime publishes no musl
 // build, so on Alpine the generated loader would only say "Cannot find native binding".
 import type * as Native from '../index';
+import { CodedError } from './errors';
 
 /** The glibc the Linux packages are built against (the oldest that Node 18+ and ONNX Runtime need). */
 export const GLIBC_BASELINE = '2.28';
@@ -44,7 +45,7 @@ export function compareVersions(a: string, b: string): number {
 
 function load(): typeof Native {
   const why = unsupportedPlatform();
-  if (why) throw new Error(why);
+  if (why) throw new CodedError('ERR_UNSUPPORTED_PLATFORM', why);
   return require('../index');
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npx semantic-search-native download <model id> [--revision R] [--dir DIR] [--onnx [FILE]]`
+// `npx semantic-search-native download <model id> [--revision R] [--dir DIR] [--onnx [FILE]]`;
+// `--help`, `-h` or no arguments print the usage (exit 0), an unknown command the usage (exit 2).
 import { DEFAULT_MODEL, download, Progress } from './hub';
 
 const USAGE = `usage: semantic-search-native download [model id] [--revision REV] [--dir DIR] [--onnx [FILE]]
@@ -19,7 +20,8 @@ interface Args {
 
 function parse(argv: string[]): Args {
   const [command, ...rest] = argv;
-  if (command !== 'download') throw new UsageError(command ? `unknown command '${command}'` : 'no command');
+  if (command === undefined || command === '--help' || command === '-h') throw new UsageError('');
+  if (command !== 'download') throw new UsageError(`unknown command '${command}'`);
   const args: Args = { repo: DEFAULT_MODEL };
   let repoGiven = false;
   for (let i = 0; i < rest.length; i++) {

@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Embedder } from './embedder';
 import { CodeSymbol, extractSymbols, listSourceFiles } from './symbols';
+import { CodedError } from './errors';
 
 const DEMO_MODEL = path.join(__dirname, '..', '.cache', 'models', 'all-MiniLM-L6-v2');
 
@@ -12,7 +13,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const flag = args.indexOf('--models');
   const modelDirs = flag >= 0 ? args.splice(flag, 2)[1]?.split(',').filter(Boolean) : undefined;
-  if (flag >= 0 && !modelDirs?.length) throw new Error('--models needs a comma-separated list of model folders');
+  if (flag >= 0 && !modelDirs?.length) throw new CodedError('ERR_INPUT', '--models needs a comma-separated list of model folders');
   const query = args.pop() ?? 'split texts into batches by token budget';
   const root = path.resolve(args[0] ?? path.join(__dirname, '..'));
   const modelDir = process.env.SEMANTIC_SEARCH_MODEL_DIR || DEMO_MODEL;
@@ -20,7 +21,7 @@ async function main(): Promise<void> {
   const symbols: CodeSymbol[] = listSourceFiles(root).flatMap((file) =>
     extractSymbols(path.relative(root, file), fs.readFileSync(file, 'utf8')),
   );
-  if (symbols.length === 0) throw new Error(`no functions or classes found under ${root}`);
+  if (symbols.length === 0) throw new CodedError('ERR_INPUT', `no functions or classes found under ${root}`);
 
   const embedder = new Embedder(modelDirs ? { models: modelDirs.map((dir) => ({ modelDir: dir })) } : { modelDir });
   await embedder.init();

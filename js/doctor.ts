@@ -1,8 +1,30 @@
 // Prints what this machine can run: the ONNX Runtime library, its providers, the GPU, and,
 // given a model directory, where that model runs and why, and its figures after a short run.
-// Usage: npm run doctor -- [modelDir]
+// Usage: npm run doctor -- [modelDir] [--verbose]
 import { execFileSync } from 'child_process';
+import * as fs from 'fs';
 import * as native from '../index';
+
+const VERBOSE = process.argv.includes('--verbose');
+
+/** A loaded NVIDIA kernel driver (Linux), or an nvidia-smi that answers. */
+function nvidiaDriver(): boolean {
+  if (fs.existsSync('/proc/driver/nvidia/version')) return true;
+  try {
+    execFileSync('nvidia-smi', ['-L'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One line; the loader's whole message only with --verbose. */
+function cuda(unavailable: string | undefined | null): string {
+  if (!unavailable) return 'usable';
+  if (VERBOSE) return `not usable: ${unavailable}`;
+  if (!nvidiaDriver()) return 'not available (no NVIDIA driver found)';
+  return `not usable: ${unavailable.split(/[:(]/)[0].trim()} (--verbose for the loader's message)`;
+}
 
 function gpus(): string {
   try {
@@ -20,8 +42,8 @@ async function main(): Promise<void> {
   console.log(`ONNX Runtime   ${rt.version} from ${rt.library}`);
   console.log(`providers      ${rt.providers.join(', ')}`);
   console.log(`NVIDIA GPUs    ${gpus()}`);
-  console.log(`CUDA           ${rt.cudaUnavailable ? `not usable: ${rt.cudaUnavailable}` : 'usable'}`);
-  const modelDir = process.argv[2] || process.env.SEMANTIC_SEARCH_MODEL_DIR;
+  console.log(`CUDA           ${cuda(rt.cudaUnavailable)}`);
+  const modelDir = process.argv.slice(2).find((a) => !a.startsWith('--')) || process.env.SEMANTIC_SEARCH_MODEL_DIR;
   if (modelDir) {
     const model = await native.Model.load(modelDir);
     const info = model.info();
@@ -32,7 +54,7 @@ async function main(): Promise<void> {
     console.log(`graph cache    ${info.cache}${info.cacheEntry ? ` ${info.cacheEntry}` : ''}${info.cacheNote ? ` (${info.cacheNote})` : ''}`);
     if (info.tasks.length) console.log(`tasks          ${info.tasks.join(', ')} (queries: ${info.queryTask}, documents: ${info.documentTask})`);
     if (info.mlxUnavailable) console.log(`MLX fallback   ${info.mlxUnavailable}`);
-    if (info.cudaUnavailable) console.log(`CUDA fallback  ${info.cudaUnavailable}`);
+    if (info.cudaUnavailable && VERBOSE) console.log(`CUDA fallback  ${info.cudaUnavailable}`);
     await model.embed(SAMPLE);
     await model.embed(['find where texts are split into batches'], true);
     const s = model.stats();

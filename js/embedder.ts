@@ -7,6 +7,7 @@ import * as path from 'path';
 import type * as Native from '../index';
 import type { InitOptions, ModelInfo, ModelStats } from '../index';
 import { native } from './binding';
+import { CodedError } from './errors';
 import { DEFAULT_MODEL, downloadCommand, resolveModel } from './hub';
 
 export type { InitOptions, ModelInfo, ModelStats };
@@ -67,7 +68,8 @@ export function defaultModelDir(): string {
   try {
     return resolveModel(DEFAULT_MODEL);
   } catch {
-    throw new Error(
+    throw new CodedError(
+      'ERR_MODEL_NOT_FOUND',
       `Embedder: no model given and the default model ${DEFAULT_MODEL} is not downloaded: run \`${downloadCommand(DEFAULT_MODEL)}\` (about 550 MB), or pass { modelDir } or { model }`,
     );
   }
@@ -75,7 +77,7 @@ export function defaultModelDir(): string {
 
 /** The folder a spec names; the default model's when it names none. */
 function modelFolder({ modelDir, model, revision }: ModelSource): string {
-  if (modelDir !== undefined && model !== undefined) throw new Error('Embedder: give either modelDir or model, not both');
+  if (modelDir !== undefined && model !== undefined) throw new CodedError('ERR_INPUT', 'Embedder: give either modelDir or model, not both');
   if (modelDir !== undefined) return modelDir;
   if (model !== undefined) return resolveModel(model, { revision });
   return defaultModelDir();
@@ -94,13 +96,13 @@ export class Embedder {
   constructor(options: EmbedderOptions = {}) {
     const { modelDir, model, revision, models, ...shared } = options;
     if (models !== undefined && (modelDir !== undefined || model !== undefined)) {
-      throw new Error('Embedder: give either modelDir/model or models, not both');
+      throw new CodedError('ERR_INPUT', 'Embedder: give either modelDir/model or models, not both');
     }
     const specs: ModelSpec[] = models ?? [{ modelDir, model, revision }];
-    if (specs.length === 0) throw new Error('Embedder: models is empty; name at least one { modelDir } or { model }');
+    if (specs.length === 0) throw new CodedError('ERR_INPUT', 'Embedder: models is empty; name at least one { modelDir } or { model }');
     this.parts = specs.map(({ weight = 1, ...spec }) => {
       if (!(Number.isFinite(weight) && weight > 0)) {
-        throw new Error(`Embedder: the weight of ${spec.modelDir ?? spec.model} must be a positive number, got ${weight}`);
+        throw new CodedError('ERR_INPUT', `Embedder: the weight of ${spec.modelDir ?? spec.model} must be a positive number, got ${weight}`);
       }
       return { spec: { ...shared, ...spec, weight }, folder: null, model: null };
     });
@@ -161,7 +163,7 @@ export class Embedder {
 
   private models(): Native.Model[] {
     return this.parts.map((p) => {
-      if (!p.model) throw new Error('Embedder: call and await init() before embed() or info()');
+      if (!p.model) throw new CodedError('ERR_NOT_LOADED', 'Embedder: call and await init() before embed() or info()');
       return p.model;
     });
   }
@@ -173,7 +175,7 @@ function partTasks(models: Native.Model[], task: string | undefined): Array<Nati
   const known = models.map((m) => m.info().tasks.includes(task));
   if (models.length > 1 && !known.some(Boolean)) {
     const all = [...new Set(models.flatMap((m) => m.info().tasks))];
-    throw new Error(`Embedder: unknown task '${task}': the models' tasks are ${all.map((t) => `'${t}'`).join(', ') || 'none'}`);
+    throw new CodedError('ERR_INPUT', `Embedder: unknown task '${task}': the models' tasks are ${all.map((t) => `'${t}'`).join(', ') || 'none'}`);
   }
   // with one model, the addon's own error says what is wrong with the task
   return known.map((k) => (k || models.length === 1 ? { task } : undefined));

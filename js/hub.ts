@@ -10,6 +10,7 @@ import * as path from 'path';
 import { Readable, Transform } from 'stream';
 import { pipeline } from 'stream/promises';
 import { downloadFile, HubApiError, listFiles, modelInfo } from '@huggingface/hub';
+import { CodedError } from './errors';
 import type { ListFileEntry } from '@huggingface/hub';
 
 export const DEFAULT_MODEL = 'nomic-ai/CodeRankEmbed';
@@ -68,7 +69,8 @@ export function resolveModel(model: string, options: { revision?: string; cacheD
   const cacheDir = options.cacheDir ?? hubCacheDir();
   const snapshot = cachedSnapshot(cacheDir, model, options.revision ?? 'main');
   if (snapshot) return snapshot;
-  throw new Error(
+  throw new CodedError(
+    'ERR_MODEL_NOT_FOUND',
     `model ${model} is not a folder and not in the Hugging Face cache at ${cacheDir}: download it with \`${downloadCommand(model)}\`` +
       (options.revision ? ` --revision ${options.revision}` : ''),
   );
@@ -117,7 +119,7 @@ function connection(repo: string, options: DownloadOptions): Hub {
 
 function checkRepoId(repo: string): void {
   if (!/^[\w.-]+(\/[\w.-]+)?$/.test(repo) || repo.includes('..')) {
-    throw new Error(`'${repo}' is not a model folder nor a hub model id (like ${DEFAULT_MODEL})`);
+    throw new CodedError('ERR_INPUT', `'${repo}' is not a model folder nor a hub model id (like ${DEFAULT_MODEL})`);
   }
 }
 
@@ -129,7 +131,7 @@ async function resolveRevision(hub: Hub): Promise<string> {
   );
   const sha = (info as { sha?: string }).sha;
   if (!sha || !/^[0-9a-f]{40}$/.test(sha)) {
-    throw new Error(`${hub.endpoint} gave no commit for ${hub.repo} at revision ${hub.revision}; is HF_ENDPOINT a hub?`);
+    throw new CodedError('ERR_DOWNLOAD', `${hub.endpoint} gave no commit for ${hub.repo} at revision ${hub.revision}; is HF_ENDPOINT a hub?`);
   }
   return sha;
 }
@@ -159,14 +161,15 @@ function explain(hub: Hub, e: unknown): Error {
       const token = hub.token
         ? 'the token in HF_TOKEN was refused: check that it has read access and that you accepted the model\'s terms'
         : 'set HF_TOKEN to a token with read access, after accepting the model\'s terms on its page';
-      return new Error(`${where} answered ${e.statusCode}: the model is gated or private; ${token}`);
+      return new CodedError('ERR_DOWNLOAD', `${where} answered ${e.statusCode}: the model is gated or private; ${token}`);
     }
-    if (e.statusCode === 404) return new Error(`${where} was not found (404): check the model id and the revision`);
-    return new Error(`${where} answered ${e.statusCode}: ${e.message}`);
+    if (e.statusCode === 404) return new CodedError('ERR_DOWNLOAD', `${where} was not found (404): check the model id and the revision`);
+    return new CodedError('ERR_DOWNLOAD', `${where} answered ${e.statusCode}: ${e.message}`);
   }
   const cause = (e as { cause?: { code?: string; message?: string } }).cause;
   const reason = cause?.code ?? cause?.message ?? (e as Error).message;
-  return new Error(
+  return new CodedError(
+    'ERR_DOWNLOAD',
     `could not reach ${hub.endpoint} for ${hub.repo} (${reason}): check the network or HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use what is already downloaded`,
   );
 }
@@ -186,7 +189,7 @@ const METADATA = new Set([
 function pickFirst(listing: ListFileEntry[]): ListFileEntry[] {
   const picked = listing.filter((e) => METADATA.has(e.path) || /^\d+_[\w-]+\/config\.json$/.test(e.path));
   if (!picked.some((e) => e.path === 'config.json')) {
-    throw new Error('the repository has no config.json at its root: it is not a transformers model this addon can run');
+    throw new CodedError('ERR_DOWNLOAD', 'the repository has no config.json at its root: it is not a transformers model this addon can run');
   }
   return picked;
 }
@@ -201,7 +204,7 @@ function pickWeights(listing: ListFileEntry[], folder: string, onnx: DownloadOpt
   } else if (byPath.has('model.safetensors')) {
     picked.push(byPath.get('model.safetensors')!);
   } else if (!onnx) {
-    throw new Error('the repository has no model.safetensors: pass --onnx to download its ONNX weights instead');
+    throw new CodedError('ERR_DOWNLOAD', 'the repository has no model.safetensors: pass --onnx to download its ONNX weights instead');
   }
   if (onnx) picked.push(...onnxFiles(byPath, typeof onnx === 'string' ? onnx : 'model.onnx'));
   return picked;
@@ -212,23 +215,23 @@ function shardNames(indexFile: string): string[] {
   const shards = [...new Set(Object.values(index.weight_map ?? {}))];
   for (const shard of shards) {
     if (typeof shard !== 'string' || shard.includes('/') || shard.includes('\\') || !shard.endsWith('.safetensors')) {
-      throw new Error(`model.safetensors.index.json names a shard ${JSON.stringify(shard)}; shards are .safetensors files beside it`);
+      throw new CodedError('ERR_DOWNLOAD', `model.safetensors.index.json names a shard ${JSON.stringify(shard)}; shards are .safetensors files beside it`);
     }
   }
-  if (shards.length === 0) throw new Error('model.safetensors.index.json names no shards in its weight_map');
+  if (shards.length === 0) throw new CodedError('ERR_DOWNLOAD', 'model.safetensors.index.json names no shards in its weight_map');
   return shards;
 }
 
 function onnxFiles(byPath: Map<string, ListFileEntry>, name: string): ListFileEntry[] {
   const file = [name, `onnx/${name}`].find((p) => byPath.has(p));
-  if (!file) throw new Error(`the repository has no ${name} nor onnx/${name}`);
+  if (!file) throw new CodedError('ERR_DOWNLOAD', `the repository has no ${name} nor onnx/${name}`);
   const data = [`${file}_data`, `${file}.data`].filter((p) => byPath.has(p));
   return [byPath.get(file)!, ...data.map((p) => byPath.get(p)!)];
 }
 
 function need(byPath: Map<string, ListFileEntry>, file: string, why: string): ListFileEntry {
   const entry = byPath.get(file);
-  if (!entry) throw new Error(`the repository has no ${file}, ${why}`);
+  if (!entry) throw new CodedError('ERR_DOWNLOAD', `the repository has no ${file}, ${why}`);
   return entry;
 }
 
@@ -287,7 +290,7 @@ function repoFolderName(repo: string): string {
 
 function etag(entry: ListFileEntry): string {
   const tag = entry.lfs?.oid ?? entry.oid;
-  if (!tag || !/^[0-9a-f]{40,64}$/.test(tag)) throw new Error(`the hub's listing gives ${entry.path} no usable hash`);
+  if (!tag || !/^[0-9a-f]{40,64}$/.test(tag)) throw new CodedError('ERR_DOWNLOAD', `the hub's listing gives ${entry.path} no usable hash`);
   return tag;
 }
 
@@ -310,7 +313,8 @@ function offlineSnapshot(hub: Hub): string {
       : null
     : cachedSnapshot(hub.cacheDir, hub.repo, hub.revision);
   if (folder) return folder;
-  throw new Error(
+  throw new CodedError(
+    'ERR_MODEL_NOT_FOUND',
     `HF_HUB_OFFLINE is set and ${hub.repo} (revision ${hub.revision}) is not downloaded in ${hub.dir ?? hub.cacheDir}: run the download once without HF_HUB_OFFLINE`,
   );
 }
@@ -332,7 +336,7 @@ async function fetchFile(hub: Hub, sha: string, entry: ListFileEntry, store: Sto
     if (await matches(partial, entry, report)) break;
     fs.rmSync(partial, { force: true });
     if (attempt === 2) {
-      throw new Error(`${entry.path} from ${hub.endpoint} does not match the hub's size and hash, twice: the mirror or the network alters it`);
+      throw new CodedError('ERR_DOWNLOAD', `${entry.path} from ${hub.endpoint} does not match the hub's size and hash, twice: the mirror or the network alters it`);
     }
   }
   fs.renameSync(partial, target);
@@ -361,7 +365,7 @@ async function fetchInto(
   const blob = await hubCall(hub, () =>
     downloadFile({ repo: { type: 'model', name: hub.repo }, path: entry.path, revision: sha, hubUrl: hub.endpoint, accessToken: hub.token }),
   );
-  if (!blob) throw new Error(`${entry.path} is listed by ${hub.endpoint} for ${hub.repo} but cannot be downloaded (404)`);
+  if (!blob) throw new CodedError('ERR_DOWNLOAD', `${entry.path} is listed by ${hub.endpoint} for ${hub.repo} but cannot be downloaded (404)`);
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       done += chunk.length;
@@ -373,7 +377,8 @@ async function fetchInto(
     const body = Readable.fromWeb(blob.slice(done).stream() as import('stream/web').ReadableStream);
     await pipeline(body, counter, fs.createWriteStream(partial, { flags: 'a' }));
   } catch (e) {
-    throw new Error(
+    throw new CodedError(
+    'ERR_DOWNLOAD',
       `the download of ${entry.path} stopped at ${done} of ${entry.size} bytes (${reasonOf(e)}): run the same command again to resume`,
     );
   }

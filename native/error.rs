@@ -83,6 +83,13 @@ pub enum ErrorCode {
     ErrNotLoaded,
     /// A call on a `Model` after `close()`.
     ErrModelClosed,
+    /// A model id that is not in the Hugging Face cache, or no default model downloaded
+    /// (thrown by the TypeScript layer, with the command that downloads it).
+    ErrModelNotFound,
+    /// A download from the Hugging Face hub failed (thrown by the TypeScript layer).
+    ErrDownload,
+    /// No build of the addon runs on this platform (musl, a glibc older than 2.28).
+    ErrUnsupportedPlatform,
     /// A bug: please report it.
     ErrInternal,
 }
@@ -101,6 +108,9 @@ impl ErrorCode {
             ErrorCode::ErrEnv => "ERR_ENV",
             ErrorCode::ErrNotLoaded => "ERR_NOT_LOADED",
             ErrorCode::ErrModelClosed => "ERR_MODEL_CLOSED",
+            ErrorCode::ErrModelNotFound => "ERR_MODEL_NOT_FOUND",
+            ErrorCode::ErrDownload => "ERR_DOWNLOAD",
+            ErrorCode::ErrUnsupportedPlatform => "ERR_UNSUPPORTED_PLATFORM",
             ErrorCode::ErrInternal => "ERR_INTERNAL",
         }
     }
@@ -170,6 +180,9 @@ mod tests {
             ErrEnv,
             ErrNotLoaded,
             ErrModelClosed,
+            ErrModelNotFound,
+            ErrDownload,
+            ErrUnsupportedPlatform,
             ErrInternal,
         ] {
             let name = format!("{code:?}");
