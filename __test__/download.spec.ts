@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { download, Embedder, resolveModel } from '../js/index';
 import { HubServer, startHub } from './hub-server';
-import { requireModel, ROOT } from './helpers';
+import { codeOf, requireModel, ROOT } from './helpers';
 
 const ID = 'sentence-transformers/all-MiniLM-L6-v2';
 const GATED = 'acme/gated-minilm';
@@ -217,14 +217,4 @@ function listFiles(dir: string, prefix = ''): string[] {
 
 function sha256(file: string): string {
   return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-}
-
-/** The `code` of what `f` throws. */
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
 }

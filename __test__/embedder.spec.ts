@@ -3,7 +3,7 @@ import { defaultModelDir, Embedder } from '../js/embedder';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { cosine, maxAbsDiff, randomNomicDir, requireModel, TEXTS } from './helpers';
+import { codeOf, cosine, maxAbsDiff, randomNomicDir, requireModel, TEXTS } from './helpers';
 
 describe('Embedder', () => {
   const modelDir = requireModel();
@@ -109,13 +109,3 @@ describe('Embedder', () => {
     }
   });
 });
-
-/** The `code` of what `f` throws. */
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}

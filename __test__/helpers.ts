@@ -176,3 +176,13 @@ export function qwenReference(job: { model_dir: string; texts: string[]; max_len
   if (run.status !== 0) throw new Error(`qwen_reference.py failed: ${run.stderr}`);
   return JSON.parse(run.stdout);
 }
+
+/** The `code` of what `f` throws. */
+export function codeOf(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return undefined;
+}

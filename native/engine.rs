@@ -19,13 +19,6 @@ use crate::tokenize::TextTokenizer;
 
 pub use crate::settings::Options;
 
-impl Engine {
-    /// The length of the vectors `embed` returns.
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-}
-
 /// Token budget of one CPU forward pass: small enough that attention's [rows, heads, seq, seq]
 /// scores and the FFN's activations stay in the caches (benchmark/README.md has the figures).
 const CPU_BATCH_TOKENS: usize = 1024;
@@ -161,6 +154,11 @@ impl Engine {
             model_dim,
             batch_tokens,
         })
+    }
+
+    /// The length of the vectors `embed` returns.
+    pub fn dim(&self) -> usize {
+        self.dim
     }
 
     pub fn info(&self) -> &Info {
