@@ -90,7 +90,7 @@ pub fn buildable(arch: &dyn Architecture, config: &Path) -> Result<()> {
 
 /// The snapshot's safetensors weights (`None` when it has none), opened with the key prefix of
 /// `arch`'s checkpoints; an error saying to use ONNX weights for an architecture not built here.
-pub fn open_weights(dir: &Path, arch: &dyn Architecture) -> Result<Option<Safetensors>> {
+fn open_weights(dir: &Path, arch: &dyn Architecture) -> Result<Option<Safetensors>> {
     buildable(arch, &dir.join("config.json"))?;
     let anchor = arch
         .anchor()

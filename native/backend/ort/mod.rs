@@ -12,5 +12,5 @@ mod session;
 pub mod shared;
 pub mod start;
 
-pub use plan::{session_builder, Provider, SessionPlan};
+pub use plan::{Provider, SessionPlan};
 pub use session::OrtBackend;
