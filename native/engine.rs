@@ -14,7 +14,7 @@ use crate::model::Model;
 use crate::pooling::{l2_normalize, Pooling};
 use crate::settings::{Precision, Settings, Source, ENV_MAX_LENGTH};
 use crate::stats::{Stats, StatsSnapshot};
-use crate::task::{Chosen, TaskRule};
+use crate::task::{Chosen, EmbedOptions, TaskRule};
 use crate::tokenize::TextTokenizer;
 
 pub use crate::settings::Options;
@@ -91,10 +91,16 @@ impl Engine {
         let tokenizer = TextTokenizer::load(&dir.tokenizer_file, max_length, eos)?;
         let backend = loaded.backend;
         let tasks = TaskRule::new(dir, settings, backend.takes_task())?;
-        let (query, document) = (tasks.choose(true, None)?, tasks.choose(false, None)?);
-        let model_dim = backend.dim().or(model.arch.hidden()).ok_or_else(|| {
-            Error::Internal("neither the backend nor config.json gives the vector size".into())
-        })?;
+        let none = EmbedOptions::default();
+        let (query, document) = (tasks.choose(true, &none)?, tasks.choose(false, &none)?);
+        let dense_dim = dir.dense.last().map(|d| d.out_features);
+        let model_dim = backend
+            .dim()
+            .or(dense_dim)
+            .or(model.arch.hidden())
+            .ok_or_else(|| {
+                Error::Internal("neither the backend nor config.json gives the vector size".into())
+            })?;
         let dim = dimensions(dir, settings.dimensions, model_dim)?;
         let default_tokens = if backend.is_gpu() {
             GPU_BATCH_TOKENS
@@ -110,6 +116,7 @@ impl Engine {
             arch: model.arch.model_type().into(),
             dim: count(dim),
             tasks: tasks.names().to_vec(),
+            prompts: tasks.prompt_names(),
             query_task: query.task,
             document_task: document.task,
             max_length: count(max_length),
@@ -175,19 +182,19 @@ impl Engine {
 
     /// Unit-length vectors of `texts`, `dim` floats each, in input order.
     pub fn embed(&self, texts: &[String], is_query: bool) -> Result<Vec<f32>> {
-        self.embed_task(texts, is_query, None)
+        self.embed_with(texts, is_query, &EmbedOptions::default())
     }
 
-    /// The same, for `task` (a name from `info().tasks`) instead of the default one.
-    pub fn embed_task(
+    /// The same, with the call's task or named prompt (`info().tasks`, `info().prompts`).
+    pub fn embed_with(
         &self,
         texts: &[String],
         is_query: bool,
-        task: Option<&str>,
+        call: &EmbedOptions,
     ) -> Result<Vec<f32>> {
         let result = self
             .tasks
-            .choose(is_query, task)
+            .choose(is_query, call)
             .and_then(|chosen| self.embed_counted(texts, &chosen));
         if let Err(e) = &result {
             self.stats.error(e.to_string());

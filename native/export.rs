@@ -19,7 +19,7 @@ pub fn export_onnx(path: &Path, file: &Path, options: &Options) -> Result<()> {
     let max_length = model.max_length(settings.max_length)?;
     let precision = export_precision(&model, &settings)?;
     let direction = model.attention(&settings);
-    let (mut encoder, weights) = arch::describe(&model.dir.path, model.arch.as_ref(), direction)?;
+    let (mut encoder, weights) = arch::describe(&model.dir, model.arch.as_ref(), direction)?;
     let runtime = runtime::runtime(settings.ort_library.as_deref())?;
     graph::export(
         &mut encoder,

@@ -33,12 +33,16 @@ pub struct Info {
     pub backend: String,
     pub device: String,
     /// The snapshot's `model_type`; any type runs from an ONNX file.
-    #[napi(ts_type = "'bert' | 'nomic_bert' | 'qwen2' | 'qwen3' | (string & {})")]
+    #[napi(
+        ts_type = "'bert' | 'roberta' | 'xlm-roberta' | 'modernbert' | 'gemma3_text' | 'nomic_bert' | 'qwen2' | 'qwen3' | (string & {})"
+    )]
     pub arch: String,
     /// The length of the vectors returned (`dimensions` when set).
     pub dim: u32,
     /// The tasks the model knows (config.json's `lora_adaptations` and `task_instructions`).
     pub tasks: Vec<String>,
+    /// The snapshot's named prompts (`config_sentence_transformers.json`), for `prompt`.
+    pub prompts: Vec<String>,
     /// The task queries and documents run when a call names none.
     pub query_task: Option<String>,
     pub document_task: Option<String>,

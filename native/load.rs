@@ -99,7 +99,7 @@ fn open_weights(model: &Model, settings: &Settings, decision: &Decision) -> Resu
         },
         Weights::Safetensors => {
             let direction = model.attention(settings);
-            let (encoder, st) = arch::describe(&dir.path, model.arch.as_ref(), direction)?;
+            let (encoder, st) = arch::describe(dir, model.arch.as_ref(), direction)?;
             Ok(WeightsSource::Encoder {
                 encoder: Arc::new(encoder),
                 source: st.source,

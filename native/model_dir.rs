@@ -22,7 +22,42 @@ pub struct ModelDir {
     pub tasks: Tasks,
     /// `matryoshka_dimensions` of `config.json`: the only lengths the vector may be cut to.
     pub matryoshka_dimensions: Option<Vec<usize>>,
+    /// The sentence-transformers `Dense` modules after pooling, in `modules.json`'s order.
+    pub dense: Vec<DenseModule>,
 }
+
+/// A sentence-transformers `Dense` module: its folder and what its `config.json` says.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DenseModule {
+    #[serde(skip)]
+    pub folder: PathBuf,
+    pub in_features: usize,
+    pub out_features: usize,
+    #[serde(default = "yes")]
+    pub bias: bool,
+    /// A PyTorch module path (`torch.nn.modules.linear.Identity`); sentence-transformers'
+    /// default is `Tanh`.
+    #[serde(default = "tanh")]
+    pub activation_function: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn tanh() -> String {
+    "torch.nn.modules.activation.Tanh".into()
+}
+
+/// One entry of `modules.json`.
+#[derive(Deserialize)]
+struct Module {
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// The sentence-transformers modules this addon computes (after the transformer, in order).
+const KNOWN_MODULES: [&str; 4] = ["Transformer", "Pooling", "Dense", "Normalize"];
 
 /// The tasks `config.json` names (jina-embeddings-v3): `lora_adaptations` (a task's index there
 /// is what the model's `task_id` input takes) and `task_instructions` (text put before inputs).
@@ -87,8 +122,10 @@ impl ModelDir {
                 "is missing (expected the model's Hugging Face tokenizer file)",
             ));
         }
+        let modules = read_modules(path)?;
         Ok(ModelDir {
-            pooling: read_pooling(path)?,
+            dense: read_dense(path, &modules)?,
+            pooling: read_pooling(path, &modules)?,
             prompts: read_prompts(path)?,
             max_seq_length: read_max_seq_length(path)?,
             tasks: extras.tasks,
@@ -159,13 +196,7 @@ fn read_optional<T: for<'de> Deserialize<'de>>(path: &Path, expected: &str) -> R
 /// The pooling module's folder comes from `modules.json` when present (sentence-transformers'
 /// own layout), else `1_Pooling`. Without any pooling config we mean-pool, as sentence-transformers
 /// does for a plain transformer.
-fn read_pooling(dir: &Path) -> Result<Pooling> {
-    #[derive(Deserialize)]
-    struct Module {
-        path: String,
-        #[serde(rename = "type")]
-        kind: String,
-    }
+fn read_pooling(dir: &Path, modules: &[Module]) -> Result<Pooling> {
     #[derive(Deserialize)]
     struct PoolingConfig {
         #[serde(default)]
@@ -175,17 +206,10 @@ fn read_pooling(dir: &Path) -> Result<Pooling> {
         #[serde(default)]
         pooling_mode_lasttoken: bool,
     }
-    let modules: Option<Vec<Module>> =
-        read_optional(&dir.join("modules.json"), "a list of {path, type} modules")?;
     let folder = modules
-        .and_then(|m| m.into_iter().find(|m| m.kind.ends_with("Pooling")))
-        .map_or_else(|| "1_Pooling".to_string(), |m| m.path);
-    if !inside(&folder) {
-        return Err(Error::model_file(
-            &dir.join("modules.json"),
-            format!("puts the pooling module at {folder:?}, outside the snapshot; it must be a folder of the snapshot"),
-        ));
-    }
+        .iter()
+        .find(|m| m.kind.ends_with("Pooling"))
+        .map_or("1_Pooling", |m| &m.path);
     let path = dir.join(folder).join("config.json");
     let config: Option<PoolingConfig> =
         read_optional(&path, "a sentence-transformers pooling config")?;
@@ -201,11 +225,58 @@ fn read_pooling(dir: &Path) -> Result<Pooling> {
     }
 }
 
+/// `modules.json` (empty when absent), each module's folder inside the snapshot and of a type
+/// this addon computes: any other module would change the vectors.
+fn read_modules(dir: &Path) -> Result<Vec<Module>> {
+    let path = dir.join("modules.json");
+    let modules: Vec<Module> =
+        read_optional(&path, "a list of {path, type} modules")?.unwrap_or_default();
+    for m in &modules {
+        let name = m.kind.rsplit('.').next().unwrap_or(&m.kind);
+        if !inside(&m.path) {
+            return Err(Error::model_file(
+                &path,
+                format!("puts the {name} module at {:?}, outside the snapshot; it must be a folder of the snapshot", m.path),
+            ));
+        }
+        if !KNOWN_MODULES.contains(&name) {
+            return Err(Error::unsupported(
+                &path,
+                format!("has a sentence-transformers module of type {:?}, which this addon does not compute (it computes {})", m.kind, KNOWN_MODULES.join(", ")),
+            ));
+        }
+    }
+    Ok(modules)
+}
+
+fn read_dense(dir: &Path, modules: &[Module]) -> Result<Vec<DenseModule>> {
+    let dense = modules.iter().filter(|m| m.kind.ends_with("Dense"));
+    dense
+        .map(|m| {
+            let folder = dir.join(&m.path);
+            let config: Option<DenseModule> = read_optional(
+                &folder.join("config.json"),
+                "a sentence-transformers Dense config",
+            )?;
+            let config = config.ok_or_else(|| {
+                Error::model_file(
+                    &folder.join("config.json"),
+                    "is missing (modules.json lists a Dense module there)",
+                )
+            })?;
+            Ok(DenseModule { folder, ..config })
+        })
+        .collect()
+}
+
 /// The text put before queries and before documents, exactly as the snapshot writes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Prompts {
     pub query: String,
     pub document: String,
+    /// Every prompt of the snapshot by name, `query` and `document` among them
+    /// (EmbeddingGemma's `Code Retrieval`, jina-code-embeddings' `nl2code_query`).
+    pub named: std::collections::BTreeMap<String, String>,
 }
 
 /// `prompts.query`, and `prompts.document` (or `passage`) of `config_sentence_transformers.json`.
@@ -219,13 +290,18 @@ fn read_prompts(dir: &Path) -> Result<Prompts> {
         &dir.join("config_sentence_transformers.json"),
         "a sentence-transformers config with an optional \"prompts\" object",
     )?;
-    let mut prompts = config.map(|c| c.prompts).unwrap_or_default();
+    let named: std::collections::BTreeMap<String, String> = config
+        .map(|c| c.prompts)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let get = |name: &str| named.get(name).cloned();
     Ok(Prompts {
-        query: prompts.remove("query").unwrap_or_default(),
-        document: prompts
-            .remove("document")
-            .or_else(|| prompts.remove("passage"))
+        query: get("query").unwrap_or_default(),
+        document: get("document")
+            .or_else(|| get("passage"))
             .unwrap_or_default(),
+        named,
     })
 }
 

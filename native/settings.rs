@@ -61,6 +61,9 @@ pub struct Options {
     /// The task of calls that name none, for models with tasks (`info().tasks`); by default
     /// queries use `retrieval.query` and documents `retrieval.passage` when the model has them.
     pub task: Option<String>,
+    /// A prompt of the snapshot by name (one of `info().prompts`), put before every text of
+    /// calls that name none, instead of the query or document prompt.
+    pub prompt: Option<String>,
     /// Cut every vector to its first `dimensions` values, then normalise (Matryoshka); a model
     /// that lists `matryoshka_dimensions` accepts only those.
     pub dimensions: Option<u32>,
@@ -90,6 +93,7 @@ pub struct Settings {
     pub query_prefix: Option<String>,
     pub document_prefix: Option<String>,
     pub task: Option<String>,
+    pub prompt: Option<String>,
     pub dimensions: Option<usize>,
     /// Where optimised graphs are cached; `None`: not at all.
     pub cache_dir: Option<PathBuf>,
@@ -167,6 +171,7 @@ impl Settings {
             query_prefix: options.query_prefix.clone(),
             document_prefix: options.document_prefix.clone(),
             task: options.task.clone(),
+            prompt: options.prompt.clone(),
             dimensions: count(options.dimensions),
             cache_dir: match options.cache {
                 Some(false) => None,

@@ -7,6 +7,17 @@ use crate::settings::Settings;
 const QUERY_TASK: &str = "retrieval.query";
 const DOCUMENT_TASK: &str = "retrieval.passage";
 
+/// Options of one `embed` call.
+#[napi_derive::napi(object)]
+#[derive(Debug, Clone, Default)]
+pub struct EmbedOptions {
+    /// The task of this call (one of `info().tasks`) instead of the default one.
+    pub task: Option<String>,
+    /// A prompt of the snapshot by name (one of `info().prompts`), put before every text of
+    /// this call instead of the query or document prompt.
+    pub prompt: Option<String>,
+}
+
 /// What one call runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chosen {
@@ -24,6 +35,7 @@ pub struct TaskRule {
     /// The model has a `task_id` input, which every call must feed.
     takes_id: bool,
     default_task: Option<String>,
+    default_prompt: Option<String>,
     query_prefix: Option<String>,
     document_prefix: Option<String>,
 }
@@ -45,11 +57,12 @@ impl TaskRule {
             prompts: dir.prompts.clone(),
             takes_id,
             default_task: settings.task.clone(),
+            default_prompt: settings.prompt.clone(),
             query_prefix: settings.query_prefix.clone(),
             document_prefix: settings.document_prefix.clone(),
         };
-        rule.choose(true, None)?;
-        rule.choose(false, None)?;
+        rule.choose(true, &EmbedOptions::default())?;
+        rule.choose(false, &EmbedOptions::default())?;
         Ok(rule)
     }
 
@@ -58,9 +71,36 @@ impl TaskRule {
     }
 
     /// The task, prefix and adapter of a call; `task` (the call's) wins over the `task` option,
-    /// which wins over `retrieval.query` / `retrieval.passage`. `queryPrefix`/`documentPrefix`
-    /// win over a task's instruction, which wins over the snapshot's prompts.
-    pub fn choose(&self, is_query: bool, task: Option<&str>) -> Result<Chosen> {
+    /// which wins over `retrieval.query` / `retrieval.passage`. A named prompt (the call's, else
+    /// the `prompt` option) wins over `queryPrefix`/`documentPrefix`, which win over a task's
+    /// instruction, which wins over the snapshot's query or document prompt.
+    pub fn choose(&self, is_query: bool, call: &EmbedOptions) -> Result<Chosen> {
+        let mut chosen = self.choose_task(is_query, call.task.as_deref())?;
+        if let Some(name) = call.prompt.as_ref().or(self.default_prompt.as_ref()) {
+            chosen.prefix = self.prompt(name)?;
+        }
+        Ok(chosen)
+    }
+
+    /// The snapshot's prompt `name`, or an error listing its prompts.
+    fn prompt(&self, name: &str) -> Result<String> {
+        let named = &self.prompts.named;
+        named.get(name).cloned().ok_or_else(|| {
+            let names: Vec<String> = named.keys().cloned().collect();
+            Error::Input(if names.is_empty() {
+                format!("prompt '{name}' was asked for, but this model names no prompts (config_sentence_transformers.json has none)")
+            } else {
+                format!("unknown prompt '{name}': this model's prompts are {}", quoted(&names))
+            })
+        })
+    }
+
+    /// Every prompt name of the snapshot.
+    pub fn prompt_names(&self) -> Vec<String> {
+        self.prompts.named.keys().cloned().collect()
+    }
+
+    fn choose_task(&self, is_query: bool, task: Option<&str>) -> Result<Chosen> {
         let name = task
             .map(str::to_string)
             .or_else(|| self.default_task.clone())
@@ -162,7 +202,15 @@ mod tests {
             prompts: Prompts {
                 query: "query: ".into(),
                 document: "passage: ".into(),
+                named: [
+                    ("query", "query: "),
+                    ("passage", "passage: "),
+                    ("code", "code: "),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
             },
+            dense: Vec::new(),
             max_seq_length: None,
             tasks,
             matryoshka_dimensions: None,
@@ -173,11 +221,11 @@ mod tests {
     #[test]
     fn queries_and_documents_take_the_retrieval_adapters_and_instructions() {
         let r = rule(jina(), Options::default(), true).unwrap();
-        let q = r.choose(true, None).unwrap();
+        let q = r.choose_task(true, None).unwrap();
         assert_eq!((q.prefix.as_str(), q.id), ("Q: ", Some(0)));
-        let d = r.choose(false, None).unwrap();
+        let d = r.choose_task(false, None).unwrap();
         assert_eq!((d.prefix.as_str(), d.id), ("D: ", Some(1)));
-        let s = r.choose(true, Some("separation")).unwrap();
+        let s = r.choose_task(true, Some("separation")).unwrap();
         assert_eq!((s.prefix.as_str(), s.id), ("", Some(2)));
     }
 
@@ -189,8 +237,8 @@ mod tests {
             ..Options::default()
         };
         let r = rule(jina(), options, true).unwrap();
-        assert_eq!(r.choose(false, None).unwrap().id, Some(2));
-        let q = r.choose(true, Some("retrieval.passage")).unwrap();
+        assert_eq!(r.choose_task(false, None).unwrap().id, Some(2));
+        let q = r.choose_task(true, Some("retrieval.passage")).unwrap();
         assert_eq!((q.prefix.as_str(), q.id), ("mine: ", Some(1)));
     }
 
@@ -198,7 +246,7 @@ mod tests {
     fn unknown_tasks_are_refused_with_the_known_ones() {
         let err = rule(jina(), Options::default(), true)
             .unwrap()
-            .choose(true, Some("clustering"))
+            .choose_task(true, Some("clustering"))
             .unwrap_err();
         assert_eq!(err.code(), "ERR_INPUT");
         assert!(err.to_string().contains("'separation'"), "{err}");
@@ -209,7 +257,7 @@ mod tests {
         assert!(rule(jina(), options, true).is_err());
         let err = rule(Tasks::default(), Options::default(), false)
             .unwrap()
-            .choose(true, Some("x"))
+            .choose_task(true, Some("x"))
             .unwrap_err();
         assert!(err.to_string().contains("has no tasks"), "{err}");
     }
@@ -217,8 +265,49 @@ mod tests {
     #[test]
     fn models_without_tasks_keep_their_prompts() {
         let r = rule(Tasks::default(), Options::default(), false).unwrap();
-        let q = r.choose(true, None).unwrap();
+        let q = r.choose_task(true, None).unwrap();
         assert_eq!((q.task, q.prefix.as_str(), q.id), (None, "query: ", None));
         assert!(rule(Tasks::default(), Options::default(), true).is_err());
+    }
+
+    #[test]
+    fn a_named_prompt_wins_and_an_unknown_one_lists_the_names() {
+        let call = |prompt: &str| EmbedOptions {
+            prompt: Some(prompt.into()),
+            ..Default::default()
+        };
+        let r = rule(Tasks::default(), Options::default(), false).unwrap();
+        assert_eq!(r.choose(false, &call("code")).unwrap().prefix, "code: ");
+        assert_eq!(
+            r.choose(true, &EmbedOptions::default()).unwrap().prefix,
+            "query: "
+        );
+        let err = r.choose(true, &call("nl2code")).unwrap_err();
+        assert_eq!(err.code(), "ERR_INPUT");
+        assert!(
+            err.to_string().contains("'code', 'passage', 'query'"),
+            "{err}"
+        );
+        let options = Options {
+            prompt: Some("code".into()),
+            query_prefix: Some("ignored: ".into()),
+            ..Default::default()
+        };
+        let by_option = rule(Tasks::default(), options, false).unwrap();
+        assert_eq!(
+            by_option
+                .choose(true, &EmbedOptions::default())
+                .unwrap()
+                .prefix,
+            "code: "
+        );
+        let unknown = Options {
+            prompt: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(
+            rule(Tasks::default(), unknown, false).is_err(),
+            "checked at init"
+        );
     }
 }

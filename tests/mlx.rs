@@ -237,3 +237,62 @@ fn qwen_fixtures_on_mlx_match_transformers_in_pytorch() {
         );
     }
 }
+
+/// XLM-R (with a Tanh Dense module), ModernBERT (sliding windows, two rotary bases) and
+/// EmbeddingGemma (four norms, GQA, its Dense modules and named prompts) on MLX, against
+/// PyTorch and the ONNX Runtime graph; float16 against float32.
+#[test]
+fn encoder_fixtures_on_mlx_match_pytorch_and_the_ort_graph() {
+    use common::encoders::{embed, Fixture};
+    for name in ["xlm-roberta", "modernbert", "embeddinggemma"] {
+        let fixture = Fixture::open(name, "mlx");
+        let on_mlx = mlx(&fixture.dir.0);
+        let ort = load(&fixture.dir.0, "cpu", Some("float32"));
+        assert_eq!(on_mlx.dim(), ort.dim(), "{name}");
+        for (is_query, prompt) in [(false, "document"), (true, "query")] {
+            let vectors = embed(&on_mlx, &fixture.texts, is_query, None);
+            let label = format!("{name} {prompt}s on MLX");
+            assert_close(
+                &format!("{label} vs PyTorch"),
+                &vectors,
+                &fixture.expected(prompt),
+                0.99999,
+                1e-4,
+            );
+            let graph = embed(&ort, &fixture.texts, is_query, None);
+            assert_close(
+                &format!("{label} vs the ORT graph"),
+                &vectors,
+                &graph,
+                0.99999,
+                1e-4,
+            );
+        }
+        let half = embed(
+            &load(&fixture.dir.0, "mlx", Some("float16")),
+            &fixture.texts,
+            false,
+            None,
+        );
+        assert_close(
+            &format!("{name} float16 on MLX vs PyTorch"),
+            &half,
+            &fixture.expected("document"),
+            0.999,
+            3e-2,
+        );
+    }
+    let gemma = Fixture::open("embeddinggemma", "mlx-prompt");
+    assert_close(
+        "EmbeddingGemma 'Code Retrieval' on MLX vs PyTorch",
+        &embed(
+            &mlx(&gemma.dir.0),
+            &gemma.texts,
+            true,
+            Some("Code Retrieval"),
+        ),
+        &gemma.expected("Code Retrieval"),
+        0.99999,
+        1e-4,
+    );
+}

@@ -1,4 +1,7 @@
-//! BERT (all-MiniLM, bge, e5, arctic-embed): absolute positions, biases, GELU, post-norm.
+//! BERT (all-MiniLM, bge, e5, arctic-embed) and RoBERTa / XLM-RoBERTa (bge-m3, multilingual-e5,
+//! arctic-embed-l-v2): absolute positions, biases, GELU, post-norm. RoBERTa's positions start
+//! after the padding id (`pad_token_id + 1`, as transformers' `create_position_ids_from_input_ids`
+//! counts them for right-padded input), so its position table is read from that row on.
 use serde::Deserialize;
 
 use super::architecture::Architecture;
@@ -25,6 +28,22 @@ pub struct BertConfig {
     pub layer_norm_eps: f32,
     #[serde(default = "default_act")]
     pub hidden_act: String,
+    /// `absolute` is the only one built here (jina-embeddings-v2's `alibi` is refused).
+    pub position_embedding_type: Option<String>,
+    pub pad_token_id: Option<usize>,
+    /// jina-embeddings-v3's task adapters, which only its ONNX file applies.
+    pub lora_adaptations: Option<serde_json::Value>,
+    #[serde(skip)]
+    kind: Kind,
+}
+
+/// Which of the two position layouts, and the `model_type` the snapshot gave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Kind {
+    #[default]
+    Bert,
+    Roberta,
+    XlmRoberta,
 }
 
 fn two() -> usize {
@@ -38,12 +57,67 @@ fn default_act() -> String {
 }
 
 pub fn parse(text: &str) -> serde_json::Result<Box<dyn Architecture>> {
-    Ok(Box::new(serde_json::from_str::<BertConfig>(text)?))
+    parse_kind(text, Kind::Bert)
+}
+
+pub fn parse_roberta(text: &str) -> serde_json::Result<Box<dyn Architecture>> {
+    parse_kind(text, Kind::Roberta)
+}
+
+pub fn parse_xlm_roberta(text: &str) -> serde_json::Result<Box<dyn Architecture>> {
+    parse_kind(text, Kind::XlmRoberta)
+}
+
+fn parse_kind(text: &str, kind: Kind) -> serde_json::Result<Box<dyn Architecture>> {
+    let config: BertConfig = serde_json::from_str(text)?;
+    Ok(Box::new(BertConfig { kind, ..config }))
+}
+
+impl BertConfig {
+    /// The first row of the position table a sequence uses: `pad_token_id + 1` for RoBERTa.
+    fn position_offset(&self) -> usize {
+        match self.kind {
+            Kind::Bert => 0,
+            Kind::Roberta | Kind::XlmRoberta => self.pad_token_id.unwrap_or(1) + 1,
+        }
+    }
+
+    /// What in the config this addon would compute wrongly, named.
+    fn unsupported(&self) -> Option<String> {
+        if let Some(kind) = self.position_embedding_type.as_deref() {
+            if kind != "absolute" {
+                return Some(format!(
+                    "asks for position_embedding_type \"{kind}\" (built here: \"absolute\")"
+                ));
+            }
+        }
+        if self.lora_adaptations.is_some() {
+            return Some("has LoRA task adapters (lora_adaptations)".into());
+        }
+        if self.position_offset() >= self.max_position_embeddings {
+            return Some(format!(
+                "gives pad_token_id {} with {} positions (RoBERTa's positions start after the padding id)",
+                self.position_offset() - 1,
+                self.max_position_embeddings
+            ));
+        }
+        if Activation::from_hf(&self.hidden_act).is_none() {
+            return Some(format!(
+                "asks for hidden_act \"{}\" (built here: \"gelu\", \"gelu_new\", \"relu\", \"silu\")",
+                self.hidden_act
+            ));
+        }
+        None
+    }
 }
 
 impl Architecture for BertConfig {
     fn model_type(&self) -> &str {
-        "bert"
+        match self.kind {
+            Kind::Bert => "bert",
+            Kind::Roberta => "roberta",
+            Kind::XlmRoberta => "xlm-roberta",
+        }
     }
 
     fn sizes(&self) -> Option<Sizes> {
@@ -63,6 +137,12 @@ impl Architecture for BertConfig {
 
     fn max_trained_tokens(&self) -> usize {
         self.max_position_embeddings
+            .saturating_sub(self.position_offset())
+            .max(1)
+    }
+
+    fn not_buildable(&self) -> Option<String> {
+        self.unsupported()
     }
 
     fn anchor(&self) -> Option<&'static str> {
@@ -71,18 +151,8 @@ impl Architecture for BertConfig {
 
     fn describe(&self, w: &Safetensors, _: AttentionDirection) -> Result<Encoder> {
         let c = self;
-        let act = match c.hidden_act.as_str() {
-            "gelu" => Activation::Gelu,
-            "relu" => Activation::Relu,
-            other => {
-                return Err(Error::unsupported(
-                    &w.source,
-                    format!(
-                        "config.json asks for hidden_act \"{other}\"; supported: \"gelu\", \"relu\""
-                    ),
-                ))
-            }
-        };
+        let act = Activation::from_hf(&c.hidden_act)
+            .ok_or_else(|| Error::unsupported(&w.source, "hidden_act".to_string()))?;
         let (h, eps) = (c.hidden_size, c.layer_norm_eps);
         let keys = Keys::new(w);
         let embeddings = keys.pp("embeddings");
@@ -94,22 +164,29 @@ impl Architecture for BertConfig {
         let layers = (0..c.num_hidden_layers)
             .map(|i| c.layer(&keys.pp("encoder.layer").pp(i), act))
             .collect::<Result<_>>()?;
+        let positions = embeddings.tensor(
+            "position_embeddings.weight",
+            &[c.max_position_embeddings, h],
+        )?;
+        let head_dim = h / c.num_attention_heads;
         Ok(Encoder {
             hidden: h,
             heads: c.num_attention_heads,
             kv_heads: c.num_attention_heads,
-            head_dim: h / c.num_attention_heads,
+            head_dim,
             word_embeddings,
-            position_embeddings: Some(embeddings.tensor(
-                "position_embeddings.weight",
-                &[c.max_position_embeddings, h],
-            )?),
+            position_embeddings: Some(
+                positions.rows(c.position_offset(), c.max_position_embeddings),
+            ),
             embedding_norm: Some(embeddings.layer_norm("LayerNorm", h, eps)?),
             layers,
             final_norm: None,
             rotary: None,
             residual: Residual::PostNorm,
             direction: AttentionDirection::Bidirectional,
+            attention_scale: Encoder::default_scale(head_dim),
+            window: None,
+            dense: Vec::new(),
         })
     }
 }
@@ -131,13 +208,16 @@ impl BertConfig {
                 q_norm: None,
                 k_norm: None,
             },
-            norm1: output.layer_norm("LayerNorm", h, eps)?,
+            norm1: Some(output.layer_norm("LayerNorm", h, eps)?),
             ffn: FeedForward::Activation {
                 up: keys.linear("intermediate.dense", i, h)?,
                 act,
                 down: keys.linear("output.dense", h, i)?,
             },
             norm2: keys.layer_norm("output.LayerNorm", h, eps)?,
+            post_attention_norm: None,
+            post_ffn_norm: None,
+            sliding: false,
         })
     }
 }

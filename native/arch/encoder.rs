@@ -53,8 +53,14 @@ pub struct Attention<L = Linear, N = Norm> {
 pub enum FeedForward<L = Linear> {
     /// `down(act(up(x)))`
     Activation { up: L, act: Activation, down: L },
-    /// `down(up(x) * silu(gate(x)))`
-    SwiGlu { up: L, gate: L, down: L },
+    /// `down(act(gate(x)) * up(x))`: SwiGLU with SiLU (NomicBert, Qwen), GeGLU with a GELU
+    /// (ModernBERT, Gemma).
+    Gated {
+        gate: L,
+        up: L,
+        act: Activation,
+        down: L,
+    },
 }
 
 impl<L, N> Attention<L, N> {
@@ -85,20 +91,46 @@ impl<L> FeedForward<L> {
                 act: *act,
                 down: f(down)?,
             },
-            FeedForward::SwiGlu { up, gate, down } => FeedForward::SwiGlu {
-                up: f(up)?,
+            FeedForward::Gated {
+                gate,
+                up,
+                act,
+                down,
+            } => FeedForward::Gated {
                 gate: f(gate)?,
+                up: f(up)?,
+                act: *act,
                 down: f(down)?,
             },
         })
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
     /// The exact (erf) GELU.
     Gelu,
+    /// GELU's tanh approximation (`gelu_pytorch_tanh`, Gemma).
+    GeluTanh,
     Relu,
+    /// `x * sigmoid(x)`
+    Silu,
+    /// A sentence-transformers `Dense` module's default.
+    Tanh,
+    Identity,
+}
+
+impl Activation {
+    /// The activation transformers' `ACT2FN` names `name`, if the backends have it.
+    pub fn from_hf(name: &str) -> Option<Activation> {
+        Some(match name {
+            "gelu" => Activation::Gelu,
+            "gelu_pytorch_tanh" | "gelu_new" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            "silu" | "swish" => Activation::Silu,
+            _ => return None,
+        })
+    }
 }
 
 /// Where each block's norm sits.
@@ -122,9 +154,17 @@ pub enum AttentionDirection {
 #[derive(Clone)]
 pub struct Layer<L = Linear, N = Norm> {
     pub attention: Attention<L, N>,
-    pub norm1: N,
+    /// Post-norm: after the attention's sum; pre-norm: before the attention. `None`: no norm
+    /// there (ModernBERT's first layer reads the embedding norm's output as it is).
+    pub norm1: Option<N>,
     pub ffn: FeedForward<L>,
     pub norm2: N,
+    /// Pre-norm only: norms of the attention's and the feed-forward's outputs before each
+    /// residual sum (Gemma's four norms per block).
+    pub post_attention_norm: Option<N>,
+    pub post_ffn_norm: Option<N>,
+    /// Attends only within the encoder's sliding window, with the local rotary base.
+    pub sliding: bool,
 }
 
 impl<L, N> Layer<L, N> {
@@ -135,9 +175,16 @@ impl<L, N> Layer<L, N> {
     ) -> std::result::Result<Layer<M, O>, E> {
         Ok(Layer {
             attention: self.attention.try_map(&mut linear, &mut norm)?,
-            norm1: norm(&self.norm1)?,
+            norm1: self.norm1.as_ref().map(&mut norm).transpose()?,
             ffn: self.ffn.try_map(&mut linear)?,
             norm2: norm(&self.norm2)?,
+            post_attention_norm: self
+                .post_attention_norm
+                .as_ref()
+                .map(&mut norm)
+                .transpose()?,
+            post_ffn_norm: self.post_ffn_norm.as_ref().map(&mut norm).transpose()?,
+            sliding: self.sliding,
         })
     }
 }
@@ -147,6 +194,33 @@ impl<L, N> Layer<L, N> {
 pub struct Rotary {
     pub dims: usize,
     pub base: f32,
+    /// The base of the sliding-window layers, where it differs (ModernBERT, Gemma3).
+    pub local_base: Option<f32>,
+}
+
+impl Rotary {
+    pub fn new(dims: usize, base: f32) -> Rotary {
+        Rotary {
+            dims,
+            base,
+            local_base: None,
+        }
+    }
+
+    /// The base a layer rotates with.
+    pub fn base_of(&self, sliding: bool) -> f32 {
+        match self.local_base {
+            Some(local) if sliding => local,
+            _ => self.base,
+        }
+    }
+}
+
+/// A sentence-transformers `Dense` module after pooling: `act(x @ weight^T + bias)`.
+#[derive(Clone)]
+pub struct Dense {
+    pub linear: Linear,
+    pub act: Activation,
 }
 
 #[derive(Clone)]
@@ -168,9 +242,29 @@ pub struct Encoder {
     pub rotary: Option<Rotary>,
     pub residual: Residual,
     pub direction: AttentionDirection,
+    /// What query·key products are multiplied by: `1/sqrt(head_dim)`, or Gemma's
+    /// `query_pre_attn_scalar^-1/2`.
+    pub attention_scale: f32,
+    /// A sliding layer's token attends to tokens at most this far away on either side
+    /// (ModernBERT: `local_attention / 2`; bidirectional Gemma3: `sliding_window / 2`).
+    pub window: Option<usize>,
+    /// The sentence-transformers `Dense` modules after pooling, in order.
+    pub dense: Vec<Dense>,
 }
 
 impl Encoder {
+    /// The vector length: the last `Dense` module's output, else the hidden size.
+    pub fn dim(&self) -> usize {
+        self.dense
+            .last()
+            .map_or(self.hidden, |d| d.linear.weight.shape[0])
+    }
+
+    /// `1/sqrt(head_dim)`, the attention scale of every architecture but Gemma.
+    pub fn default_scale(head_dim: usize) -> f32 {
+        1.0 / (head_dim as f32).sqrt()
+    }
+
     /// Moves the tensors into the encoder returned, leaving this one spent (no layers), so that
     /// a backend converting them can release each once it holds its own copy.
     pub fn take(&mut self) -> Encoder {
@@ -181,6 +275,7 @@ impl Encoder {
             layers: std::mem::take(&mut self.layers),
             final_norm: self.final_norm.take(),
             rotary: self.rotary.clone(),
+            dense: std::mem::take(&mut self.dense),
             ..*self
         }
     }
@@ -191,7 +286,7 @@ impl Encoder {
             let a = &l.attention;
             let ffn: Vec<&Linear> = match &l.ffn {
                 FeedForward::Activation { up, down, .. } => vec![up, down],
-                FeedForward::SwiGlu { up, gate, down } => vec![up, gate, down],
+                FeedForward::Gated { gate, up, down, .. } => vec![gate, up, down],
             };
             [&a.q, &a.k, &a.v, &a.out].into_iter().chain(ffn)
         });
@@ -199,7 +294,9 @@ impl Encoder {
             Some(&self.word_embeddings),
             self.position_embeddings.as_ref(),
         ];
+        let dense = self.dense.iter().map(|d| d.linear.weight.len());
         linears.map(|l| l.weight.len()).sum::<usize>()
+            + dense.sum::<usize>()
             + tables.iter().flatten().map(|t| t.len()).sum::<usize>()
     }
 }

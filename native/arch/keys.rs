@@ -73,6 +73,24 @@ impl<'a> Keys<'a> {
         })
     }
 
+    /// A LayerNorm without a bias (`bias=False`: ModernBERT's `norm_bias`).
+    pub fn layer_norm_no_bias(&self, name: &str, dim: usize, eps: f32) -> Result<Norm> {
+        Ok(Norm {
+            kind: NormKind::LayerNorm,
+            weight: self.pp(name).tensor("weight", &[dim])?,
+            bias: None,
+            eps,
+        })
+    }
+
+    /// Gemma's RMSNorm, `x / rms(x) * (1 + weight)`: the 1 is added here, once.
+    pub fn gemma_rms_norm(&self, name: &str, dim: usize, eps: f32) -> Result<Norm> {
+        let mut norm = self.rms_norm(name, dim, eps)?;
+        let plus_one: Vec<f32> = norm.weight.f32().iter().map(|w| 1.0 + w).collect();
+        norm.weight = Tensor::new(vec![dim], plus_one);
+        Ok(norm)
+    }
+
     /// An RMSNorm: `name.weight` only.
     pub fn rms_norm(&self, name: &str, dim: usize, eps: f32) -> Result<Norm> {
         Ok(Norm {

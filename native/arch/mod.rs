@@ -4,8 +4,11 @@
 //! only from the snapshot's ONNX file (`OnnxOnly`).
 mod architecture;
 mod bert;
+mod dense;
 mod encoder;
+mod gemma3;
 mod keys;
+mod modernbert;
 mod nomic_bert;
 mod onnx_only;
 mod qwen;
@@ -16,6 +19,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::model_dir::ModelDir;
 use crate::weights::Safetensors;
 
 pub use architecture::Architecture;
@@ -28,6 +32,10 @@ type Parse = fn(&str) -> serde_json::Result<Box<dyn Architecture>>;
 /// The architectures built from `model.safetensors`, by `model_type`.
 const REGISTRY: &[(&str, Parse)] = &[
     ("bert", bert::parse),
+    ("roberta", bert::parse_roberta),
+    ("xlm-roberta", bert::parse_xlm_roberta),
+    ("modernbert", modernbert::parse),
+    ("gemma3_text", gemma3::parse),
     ("nomic_bert", nomic_bert::parse),
     ("qwen2", qwen::parse_qwen2),
     ("qwen3", qwen::parse_qwen3),
@@ -69,6 +77,8 @@ fn display_name(model_type: &str) -> &str {
     match model_type {
         "bert" => "BERT",
         "nomic_bert" => "NomicBert",
+        "xlm-roberta" => "XLM-RoBERTa",
+        "modernbert" => "ModernBERT",
         other => other,
     }
 }
@@ -98,15 +108,17 @@ fn open_weights(dir: &Path, arch: &dyn Architecture) -> Result<Option<Safetensor
     Safetensors::open(dir, anchor)
 }
 
-/// The encoder described from `dir`'s weights, attending in `direction`.
+/// The encoder described from `dir`'s weights, attending in `direction`, with the snapshot's
+/// `Dense` modules after pooling.
 pub fn describe(
-    dir: &Path,
+    dir: &ModelDir,
     arch: &dyn Architecture,
     direction: AttentionDirection,
 ) -> Result<(Encoder, Safetensors)> {
-    let weights = open_weights(dir, arch)?
-        .ok_or_else(|| Error::model_file(dir, "has no model.safetensors"))?;
-    let encoder = arch.describe(&weights, direction)?;
+    let weights = open_weights(&dir.path, arch)?
+        .ok_or_else(|| Error::model_file(&dir.path, "has no model.safetensors"))?;
+    let mut encoder = arch.describe(&weights, direction)?;
+    encoder.dense = dense::read(&dir.dense, encoder.hidden)?;
     Ok((encoder, weights))
 }
 
@@ -154,7 +166,7 @@ mod tests {
             "num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":3,"max_position_embeddings":32768}"#;
         let err = config(qwen).unwrap_err();
         assert!(err.to_string().contains("key/value heads"), "{err}");
-        let other = r#"{"model_type":"xlm-roberta","max_position_embeddings":100000000000}"#;
+        let other = r#"{"model_type":"deberta-v2","max_position_embeddings":100000000000}"#;
         assert!(config(other).is_err());
     }
 

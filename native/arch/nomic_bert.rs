@@ -3,7 +3,8 @@ use serde::Deserialize;
 
 use super::architecture::Architecture;
 use super::encoder::{
-    add_row, Attention, AttentionDirection, Encoder, FeedForward, Layer, Linear, Residual, Rotary,
+    add_row, Activation, Attention, AttentionDirection, Encoder, FeedForward, Layer, Linear,
+    Residual, Rotary,
 };
 use super::keys::Keys;
 use super::sizes::Sizes;
@@ -126,10 +127,13 @@ impl Architecture for NomicBertConfig {
             final_norm: None,
             residual: Residual::PostNorm,
             direction: AttentionDirection::Bidirectional,
-            rotary: Some(Rotary {
-                dims: (head_dim as f32 * c.rotary_emb_fraction) as usize,
-                base: c.rotary_emb_base,
-            }),
+            rotary: Some(Rotary::new(
+                (head_dim as f32 * c.rotary_emb_fraction) as usize,
+                c.rotary_emb_base,
+            )),
+            attention_scale: Encoder::default_scale(head_dim),
+            window: None,
+            dense: Vec::new(),
         })
     }
 }
@@ -182,13 +186,17 @@ impl NomicBertConfig {
                 q_norm: None,
                 k_norm: None,
             },
-            norm1: keys.layer_norm("norm1", h, eps)?,
-            ffn: FeedForward::SwiGlu {
+            norm1: Some(keys.layer_norm("norm1", h, eps)?),
+            ffn: FeedForward::Gated {
+                act: Activation::Silu,
                 up: mlp.linear_b("fc11", inner, h, self.mlp_fc1_bias)?,
                 gate: mlp.linear_b("fc12", inner, h, self.mlp_fc1_bias)?,
                 down: mlp.linear_b("fc2", h, inner, self.mlp_fc2_bias)?,
             },
             norm2: keys.layer_norm("norm2", h, eps)?,
+            post_attention_norm: None,
+            post_ffn_norm: None,
+            sliding: false,
         })
     }
 }

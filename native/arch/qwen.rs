@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::architecture::Architecture;
 use super::encoder::{
-    Attention, AttentionDirection, Encoder, FeedForward, Layer, Norm, Residual, Rotary,
+    Activation, Attention, AttentionDirection, Encoder, FeedForward, Layer, Norm, Residual, Rotary,
 };
 use super::keys::Keys;
 use super::sizes::Sizes;
@@ -168,12 +168,12 @@ impl Architecture for QwenConfig {
             embedding_norm: None,
             layers,
             final_norm: Some(keys.rms_norm("norm", h, eps)?),
-            rotary: Some(Rotary {
-                dims: c.head_dim(),
-                base: c.rope_theta,
-            }),
+            rotary: Some(Rotary::new(c.head_dim(), c.rope_theta)),
             residual: Residual::PreNorm,
             direction,
+            attention_scale: Encoder::default_scale(c.head_dim()),
+            window: None,
+            dense: Vec::new(),
         })
     }
 }
@@ -231,13 +231,17 @@ impl QwenConfig {
                 q_norm: head_norm("q_norm")?,
                 k_norm: head_norm("k_norm")?,
             },
-            norm1: keys.rms_norm("input_layernorm", h, eps)?,
-            ffn: FeedForward::SwiGlu {
+            norm1: Some(keys.rms_norm("input_layernorm", h, eps)?),
+            ffn: FeedForward::Gated {
+                act: Activation::Silu,
                 up: mlp.linear_no_bias("up_proj", i, h)?,
                 gate: mlp.linear_no_bias("gate_proj", i, h)?,
                 down: mlp.linear_no_bias("down_proj", h, i)?,
             },
             norm2: keys.rms_norm("post_attention_layernorm", h, eps)?,
+            post_attention_norm: None,
+            post_ffn_norm: None,
+            sliding: false,
         })
     }
 }

@@ -17,6 +17,7 @@ use crate::error::Error as EngineError;
 use crate::info::Info;
 use crate::settings::Options;
 use crate::stats::StatsSnapshot;
+use crate::task::EmbedOptions;
 use read::{guarded, js_error, typed_array_views, EngineResult};
 
 /// Where a model lives: swapped whole by `init`, emptied by `close`; a running call keeps its own
@@ -110,7 +111,7 @@ impl Model {
         AsyncTask::new(EmbedTask {
             job,
             is_query: is_query.unwrap_or(false),
-            task: options.and_then(|o| o.task),
+            call: options.unwrap_or_default(),
         })
     }
 
@@ -128,10 +129,10 @@ impl Model {
     ) -> Result<Vec<Float32ArraySlice<'env>>> {
         let texts = read::texts(texts).map_err(|e| js_error(env, e))?;
         let engine = self.slot.get().map_err(|e| js_error(env, e))?;
-        let task = options.and_then(|o| o.task);
+        let call = options.unwrap_or_default();
         let is_query = is_query.unwrap_or(false);
-        let vectors = guarded(|| engine.embed_task(&texts, is_query, task.as_deref()))
-            .map_err(|e| js_error(env, e))?;
+        let vectors =
+            guarded(|| engine.embed_with(&texts, is_query, &call)).map_err(|e| js_error(env, e))?;
         typed_array_views(env, vectors, engine.dim())
     }
 
@@ -224,13 +225,6 @@ pub fn stats(env: Env) -> Result<StatsSnapshot> {
     DEFAULT.stats(env)
 }
 
-/// Options of one `embed` call.
-#[napi(object)]
-pub struct EmbedOptions {
-    /// The task of this call (one of `info().tasks`) instead of the default one.
-    pub task: Option<String>,
-}
-
 /// Loads a model off the JS thread: a `Model` (`Model.load`), or the default model (`init`,
 /// which resolves to its info).
 pub struct LoadTask {
@@ -277,7 +271,7 @@ pub struct EmbedTask {
     /// and a refusal rejects it rather than throwing at the call.
     job: EngineResult<(Arc<Engine>, Vec<String>)>,
     is_query: bool,
-    task: Option<String>,
+    call: EmbedOptions,
 }
 
 impl<'task> ScopedTask<'task> for EmbedTask {
@@ -287,7 +281,7 @@ impl<'task> ScopedTask<'task> for EmbedTask {
     fn compute(&mut self) -> Result<Self::Output> {
         let job = std::mem::replace(&mut self.job, Err(ran_twice()));
         Ok(job.and_then(|(engine, texts)| {
-            guarded(|| engine.embed_task(&texts, self.is_query, self.task.as_deref()))
+            guarded(|| engine.embed_with(&texts, self.is_query, &self.call))
                 .map(|v| (v, engine.dim()))
         }))
     }

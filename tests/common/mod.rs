@@ -1,6 +1,7 @@
 //! Test models and comparisons shared by the integration tests.
 #![allow(dead_code)]
 pub mod candle;
+pub mod encoders;
 pub mod random;
 
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@ use mlx_rs::error::Exception;
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
 use mlx_rs::ops::indexing::take_axis;
 use mlx_rs::ops::{
-    addmm, erf, logical_and, maximum, multiply, ones, reshape, sigmoid, sum_axis, transpose_axes,
-    tril,
+    abs, addmm, erf, less_equal, logical_and, maximum, multiply, ones, reshape, sigmoid, sum_axis,
+    tanh, transpose_axes, tril,
 };
 use mlx_rs::{Array, Dtype};
 
@@ -30,6 +30,12 @@ struct Norm {
 
 type Layer = arch::Layer<Linear, Norm>;
 
+/// A sentence-transformers `Dense` module after pooling.
+struct Dense {
+    linear: Linear,
+    act: Activation,
+}
+
 pub struct Encoder {
     hidden: usize,
     heads: usize,
@@ -40,11 +46,21 @@ pub struct Encoder {
     embedding_norm: Option<Norm>,
     layers: Vec<Layer>,
     final_norm: Option<Norm>,
-    rotary: Option<(usize, f32)>,
+    rotary: Option<arch::Rotary>,
     residual: Residual,
     direction: AttentionDirection,
+    attention_scale: f32,
+    window: Option<usize>,
+    dense: Vec<Dense>,
     pooling: Pooling,
     dtype: Dtype,
+}
+
+/// Which tokens each token may attend to, `[rows, 1, 1 or seq, seq]`: everywhere, and within
+/// the sliding window where the model has one.
+struct Keep {
+    full: Array,
+    window: Option<Array>,
 }
 
 /// A token batch as MLX sees it: `[rows, seq]` ids and mask.
@@ -75,9 +91,20 @@ impl Encoder {
             embedding_norm: spec.embedding_norm.as_ref().map(norm).transpose()?,
             layers,
             final_norm: spec.final_norm.as_ref().map(norm).transpose()?,
-            rotary: spec.rotary.as_ref().map(|r| (r.dims, r.base)),
+            rotary: spec.rotary.clone(),
             residual: spec.residual,
             direction: spec.direction,
+            attention_scale: spec.attention_scale,
+            window: spec.window,
+            dense: std::mem::take(&mut spec.dense)
+                .iter()
+                .map(|d| {
+                    Ok(Dense {
+                        linear: to_linear(&d.linear, dtype)?,
+                        act: d.act,
+                    })
+                })
+                .collect::<Result<_>>()?,
             pooling,
             dtype,
         })
@@ -94,6 +121,13 @@ impl Encoder {
             let earlier = tril(ones::<bool>(&[seq, seq])?, 0)?;
             keep = logical_and(&keep, &earlier)?; // [rows, 1, seq, seq]
         }
+        let window = match self.window {
+            Some(w) if self.layers.iter().any(|l| l.sliding) => {
+                Some(logical_and(&keep, &near(tokens.seq, w)?)?)
+            }
+            _ => None,
+        };
+        let keep = Keep { full: keep, window };
         let mut x = self.embed(&ids, tokens.seq)?;
         for layer in &self.layers {
             x = match self.residual {
@@ -104,7 +138,11 @@ impl Encoder {
         if let Some(n) = &self.final_norm {
             x = norm(&x, n)?;
         }
-        let pooled = self.pool(&x, tokens)?.as_dtype(Dtype::Float32)?;
+        let mut pooled = self.pool(&x, tokens)?;
+        for d in &self.dense {
+            pooled = activate(&linear(&pooled, &d.linear)?, d.act)?;
+        }
+        let pooled = pooled.as_dtype(Dtype::Float32)?;
         pooled.eval()?;
         Ok(pooled.as_slice::<f32>().to_vec())
     }
@@ -125,19 +163,24 @@ impl Encoder {
         }
     }
 
-    fn post_norm_layer(&self, l: &Layer, x: &Array, t: &Tokens, keep: &Array) -> Result<Array> {
+    fn post_norm_layer(&self, l: &Layer, x: &Array, t: &Tokens, keep: &Keep) -> Result<Array> {
         let attended = self.attention(l, x, t, keep)?;
-        let x = norm(&x.add(&attended)?, &l.norm1)?;
+        let x = maybe_norm(x.add(&attended)?, l.norm1.as_ref())?;
         let fed = feed_forward(&l.ffn, &x)?;
         norm(&x.add(&fed)?, &l.norm2)
     }
 
-    fn pre_norm_layer(&self, l: &Layer, x: &Array, t: &Tokens, keep: &Array) -> Result<Array> {
-        let x = x.add(&self.attention(l, &norm(x, &l.norm1)?, t, keep)?)?;
-        x.add(&feed_forward(&l.ffn, &norm(&x, &l.norm2)?)?)
+    /// `x + post1(attn(norm1(x)))`, then `x + post2(ffn(norm2(x)))`, each norm where the layer
+    /// has it.
+    fn pre_norm_layer(&self, l: &Layer, x: &Array, t: &Tokens, keep: &Keep) -> Result<Array> {
+        let normed = maybe_norm(x.clone(), l.norm1.as_ref())?;
+        let attended = self.attention(l, &normed, t, keep)?;
+        let x = x.add(&maybe_norm(attended, l.post_attention_norm.as_ref())?)?;
+        let fed = feed_forward(&l.ffn, &norm(&x, &l.norm2)?)?;
+        x.add(&maybe_norm(fed, l.post_ffn_norm.as_ref())?)
     }
 
-    fn attention(&self, l: &Layer, x: &Array, t: &Tokens, keep: &Array) -> Result<Array> {
+    fn attention(&self, l: &Layer, x: &Array, t: &Tokens, keep: &Keep) -> Result<Array> {
         let head_dim = self.head_dim as i32;
         // [rows, heads, seq, head_dim]; MLX's attention reads grouped key/value heads as they are
         let heads = |a: Array, n: usize, per_head: Option<&Norm>| -> Result<Array> {
@@ -151,11 +194,16 @@ impl Encoder {
         let mut q = heads(linear(x, &a.q)?, self.heads, a.q_norm.as_ref())?;
         let mut k = heads(linear(x, &a.k)?, self.kv_heads, a.k_norm.as_ref())?;
         let v = heads(linear(x, &a.v)?, self.kv_heads, None)?;
-        if let Some((dims, base)) = self.rotary {
-            q = fast::rope(&q, dims as i32, false, base, 1.0, 0, None)?;
-            k = fast::rope(&k, dims as i32, false, base, 1.0, 0, None)?;
+        if let Some(rotary) = &self.rotary {
+            let (dims, base) = (rotary.dims as i32, rotary.base_of(l.sliding));
+            q = fast::rope(&q, dims, false, base, 1.0, 0, None)?;
+            k = fast::rope(&k, dims, false, base, 1.0, 0, None)?;
         }
-        let scale = 1.0 / (head_dim as f32).sqrt();
+        let scale = self.attention_scale;
+        let keep = match (&keep.window, l.sliding) {
+            (Some(window), true) => window,
+            _ => &keep.full,
+        };
         let mask = ScaledDotProductAttentionMask::Array(keep);
         let o = fast::scaled_dot_product_attention(&q, &k, &v, scale, mask, None)?;
         let o = reshape(
@@ -203,6 +251,21 @@ fn linear(x: &Array, l: &Linear) -> Result<Array> {
     addmm(&l.bias, x, &l.weight_t, 1.0, 1.0)
 }
 
+/// `[seq, seq]`: true where |i - j| <= `window`.
+fn near(seq: usize, window: usize) -> Result<Array> {
+    let positions = Array::from_iter(0..seq as i32, &[seq as i32]);
+    let i = reshape(&positions, &[seq as i32, 1])?;
+    let j = reshape(&positions, &[1, seq as i32])?;
+    less_equal(&abs(&i.subtract(&j)?)?, Array::from_int(window as i32))
+}
+
+fn maybe_norm(x: Array, n: Option<&Norm>) -> Result<Array> {
+    match n {
+        Some(n) => norm(&x, n),
+        None => Ok(x),
+    }
+}
+
 fn norm(x: &Array, n: &Norm) -> Result<Array> {
     match n.kind {
         NormKind::LayerNorm => fast::layer_norm(x, &n.weight, n.bias.as_ref(), n.eps),
@@ -213,22 +276,37 @@ fn norm(x: &Array, n: &Norm) -> Result<Array> {
 fn feed_forward(ffn: &FeedForward<Linear>, x: &Array) -> Result<Array> {
     match ffn {
         FeedForward::Activation { up, act, down } => {
-            let h = linear(x, up)?;
-            let h = match act {
-                Activation::Gelu => {
-                    let inner = erf(h.multiply(Array::from_f32(std::f32::consts::FRAC_1_SQRT_2))?)?;
-                    h.multiply(Array::from_f32(0.5))?
-                        .multiply(inner.add(Array::from_f32(1.0))?)?
-                }
-                Activation::Relu => maximum(&h, Array::from_f32(0.0))?,
-            };
-            linear(&h, down)
+            linear(&activate(&linear(x, up)?, *act)?, down)
         }
-        FeedForward::SwiGlu { up, gate, down } => {
-            let g = linear(x, gate)?;
-            let silu = g.multiply(sigmoid(&g)?)?;
-            linear(&linear(x, up)?.multiply(&silu)?, down)
+        FeedForward::Gated {
+            gate,
+            up,
+            act,
+            down,
+        } => {
+            let activated = activate(&linear(x, gate)?, *act)?;
+            linear(&linear(x, up)?.multiply(&activated)?, down)
         }
+    }
+}
+
+fn activate(h: &Array, act: Activation) -> Result<Array> {
+    let f = Array::from_f32;
+    match act {
+        Activation::Gelu => {
+            let inner = erf(h.multiply(f(std::f32::consts::FRAC_1_SQRT_2))?)?;
+            h.multiply(f(0.5))?.multiply(inner.add(f(1.0))?)
+        }
+        Activation::GeluTanh => {
+            let cube = h.multiply(h)?.multiply(h)?;
+            let inner = h.add(cube.multiply(f(0.044715))?)?;
+            let t = tanh(&inner.multiply(f((2.0 / std::f32::consts::PI).sqrt()))?)?;
+            h.multiply(f(0.5))?.multiply(t.add(f(1.0))?)
+        }
+        Activation::Relu => maximum(h, f(0.0)),
+        Activation::Silu => h.multiply(sigmoid(h)?),
+        Activation::Tanh => tanh(h),
+        Activation::Identity => Ok(h.clone()),
     }
 }
 

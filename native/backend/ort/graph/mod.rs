@@ -1,7 +1,11 @@
 //! The ONNX Runtime graph built in memory from `model.safetensors`: no ONNX export needed,
 //! and the same weights as every other backend.
+mod activation;
+mod attention;
 mod emit;
 mod int8;
+mod masks;
+mod norms;
 mod plumbing;
 mod pool;
 mod rope;

@@ -3,9 +3,9 @@
 use ort::operator::Attribute;
 
 use super::plumbing::Builder;
-use crate::arch::Rotary;
 use crate::error::Result;
 
+#[derive(Clone)]
 pub(super) struct RopeTables {
     cos: String,
     sin: String,
@@ -16,16 +16,17 @@ pub(super) struct RopeTables {
 /// the reference implementations compute them, cut to the input's `seq_len` rows.
 pub(super) fn tables(
     b: &mut Builder,
-    rotary: &Rotary,
+    dims: usize,
+    base: f32,
     positions: usize,
     seq_len: &str,
 ) -> Result<RopeTables> {
-    let half = rotary.dims / 2;
+    let half = dims / 2;
     let inv_freq: Vec<f32> = (0..half)
-        .map(|i| 1.0 / rotary.base.powf((2 * i) as f32 / rotary.dims as f32))
+        .map(|i| 1.0 / base.powf((2 * i) as f32 / dims as f32))
         .collect();
-    let mut cos = Vec::with_capacity(positions * rotary.dims);
-    let mut sin = Vec::with_capacity(positions * rotary.dims);
+    let mut cos = Vec::with_capacity(positions * dims);
+    let mut sin = Vec::with_capacity(positions * dims);
     for p in 0..positions {
         let angles: Vec<f32> = inv_freq.iter().map(|f| p as f32 * f).collect();
         for _ in 0..2 {
@@ -33,15 +34,11 @@ pub(super) fn tables(
             sin.extend(angles.iter().map(|a| a.sin()));
         }
     }
-    let shape = [positions, 1, rotary.dims];
+    let shape = [positions, 1, dims];
     let cos = b.floats("rope_cos", &shape, &cos)?;
     let sin = b.floats("rope_sin", &shape, &sin)?;
     let (cos, sin) = (b.first_rows(&cos, seq_len)?, b.first_rows(&sin, seq_len)?);
-    Ok(RopeTables {
-        cos,
-        sin,
-        dims: rotary.dims,
-    })
+    Ok(RopeTables { cos, sin, dims })
 }
 
 /// `x * cos + rotate_half(x) * sin` on the first `rope.dims` of each head of `x`
