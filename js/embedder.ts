@@ -54,6 +54,8 @@ export interface EmbedCallOptions {
   onProgress?: (done: number, total: number) => void;
   /** The task of this call (see `info().tasks`), for the models that know it; the others run as usual. */
   task?: string;
+  /** A prompt by name (see `info().prompts`: EmbeddingGemma's `'Code Retrieval'`), for the models that have it; the others run as usual. */
+  prompt?: string;
 }
 
 // With progress wanted, texts go to the addon in chunks of this many, grouped by length so each
@@ -129,8 +131,8 @@ export class Embedder {
   /** The same vectors as views of one buffer, without copies (one model) or with one (several). */
   async embedFloat32(texts: string[], isQuery = false, options: EmbedCallOptions = {}): Promise<Float32Array[]> {
     const models = this.models();
-    const tasks = partTasks(models, options.task);
-    const all = (chunk: string[]) => embedAll(models, this.parts, chunk, isQuery, tasks);
+    const calls = partOptions(models, options);
+    const all = (chunk: string[]) => embedAll(models, this.parts, chunk, isQuery, calls);
     if (!options.onProgress || !Array.isArray(texts)) return all(texts);
     return inChunks(texts, all, options.onProgress);
   }
@@ -169,16 +171,28 @@ export class Embedder {
   }
 }
 
-/** The call options of each model: `task` goes to the models that know it, and one must. */
-function partTasks(models: Native.Model[], task: string | undefined): Array<Native.EmbedOptions | undefined> {
-  if (task === undefined) return models.map(() => undefined);
-  const known = models.map((m) => m.info().tasks.includes(task));
+/** The call options of each model: `task` and `prompt` go to the models that know them, and one must. */
+function partOptions(models: Native.Model[], options: EmbedCallOptions): Array<Native.EmbedOptions | undefined> {
+  const task = forModels(models, 'task', options.task, (info) => info.tasks);
+  const prompt = forModels(models, 'prompt', options.prompt, (info) => info.prompts);
+  return models.map((_, i) => (task[i] !== undefined || prompt[i] !== undefined ? { task: task[i], prompt: prompt[i] } : undefined));
+}
+
+/** `name` for each model whose `names` have it (any model when there is only one). */
+function forModels(
+  models: Native.Model[],
+  what: string,
+  name: string | undefined,
+  names: (info: ModelInfo) => string[],
+): Array<string | undefined> {
+  if (name === undefined) return models.map(() => undefined);
+  const known = models.map((m) => names(m.info()).includes(name));
   if (models.length > 1 && !known.some(Boolean)) {
-    const all = [...new Set(models.flatMap((m) => m.info().tasks))];
-    throw new CodedError('ERR_INPUT', `Embedder: unknown task '${task}': the models' tasks are ${all.map((t) => `'${t}'`).join(', ') || 'none'}`);
+    const all = [...new Set(models.flatMap((m) => names(m.info())))];
+    throw new CodedError('ERR_INPUT', `Embedder: unknown ${what} '${name}': the models' ${what}s are ${all.map((t) => `'${t}'`).join(', ') || 'none'}`);
   }
-  // with one model, the addon's own error says what is wrong with the task
-  return known.map((k) => (k || models.length === 1 ? { task } : undefined));
+  // with one model, the addon's own error says what is wrong with the name
+  return known.map((k) => (k || models.length === 1 ? name : undefined));
 }
 
 /** Each model's vectors of `texts`; with several models, their weighted concatenation, L2-normalised. */
@@ -187,10 +201,10 @@ async function embedAll(
   parts: Part[],
   texts: string[],
   isQuery: boolean,
-  tasks: Array<Native.EmbedOptions | undefined>,
+  calls: Array<Native.EmbedOptions | undefined>,
 ): Promise<Float32Array[]> {
-  if (models.length === 1) return models[0].embed(texts, isQuery, tasks[0]);
-  const each = await Promise.all(models.map((m, i) => m.embed(texts, isQuery, tasks[i])));
+  if (models.length === 1) return models[0].embed(texts, isQuery, calls[0]);
+  const each = await Promise.all(models.map((m, i) => m.embed(texts, isQuery, calls[i])));
   return concatenate(each, parts.map((p) => p.spec.weight));
 }
 

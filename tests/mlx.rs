@@ -251,7 +251,7 @@ fn encoder_fixtures_on_mlx_match_pytorch_and_the_ort_graph() {
         assert_eq!(on_mlx.dim(), ort.dim(), "{name}");
         for (is_query, prompt) in [(false, "document"), (true, "query")] {
             let vectors = embed(&on_mlx, &fixture.texts, is_query, None);
-            let label = format!("{name} {prompt}s on MLX");
+            let label = format!("{name} {prompt} vectors on MLX");
             assert_close(
                 &format!("{label} vs PyTorch"),
                 &vectors,

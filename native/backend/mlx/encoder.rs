@@ -4,8 +4,8 @@ use mlx_rs::error::Exception;
 use mlx_rs::fast::{self, ScaledDotProductAttentionMask};
 use mlx_rs::ops::indexing::take_axis;
 use mlx_rs::ops::{
-    abs, addmm, erf, less_equal, logical_and, maximum, multiply, ones, reshape, sigmoid, sum_axis,
-    tanh, transpose_axes, tril,
+    abs, addmm, erf, le, logical_and, maximum, multiply, ones, reshape, sigmoid, sum_axis, tanh,
+    transpose_axes, tril,
 };
 use mlx_rs::{Array, Dtype};
 
@@ -256,7 +256,7 @@ fn near(seq: usize, window: usize) -> Result<Array> {
     let positions = Array::from_iter(0..seq as i32, &[seq as i32]);
     let i = reshape(&positions, &[seq as i32, 1])?;
     let j = reshape(&positions, &[1, seq as i32])?;
-    less_equal(&abs(&i.subtract(&j)?)?, Array::from_int(window as i32))
+    le(abs(i.subtract(&j)?)?, Array::from_int(window as i32))
 }
 
 fn maybe_norm(x: Array, n: Option<&Norm>) -> Result<Array> {

@@ -105,6 +105,30 @@ fn start_cached(
     Ok((backend, CacheUse::Off(why)))
 }
 
+/// `modules.json` and the weights and config of each module folder (the Dense modules the graph
+/// holds), in a stable order.
+fn module_files(snapshot: &Path) -> Vec<PathBuf> {
+    let mut folders: Vec<_> = std::fs::read_dir(snapshot)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("model.safetensors").is_file())
+        .collect();
+    folders.sort();
+    let files = folders
+        .iter()
+        .flat_map(|d| [d.join("config.json"), d.join("model.safetensors")]);
+    let modules = snapshot.join("modules.json");
+    modules
+        .is_file()
+        .then_some(modules)
+        .into_iter()
+        .chain(files)
+        .filter(|p| p.is_file())
+        .collect()
+}
+
 /// Everything the optimised graph depends on: the weight files and config, the graph's
 /// settings, ONNX Runtime's version and the CPU's features (an optimised graph may use kernels
 /// only this CPU runs).
@@ -116,6 +140,9 @@ fn fingerprint(s: &Start) -> Result<Fingerprint> {
         }
     }
     f.add_file(&s.snapshot.join("config.json"))?;
+    for file in module_files(s.snapshot) {
+        f.add_file(&file)?;
+    }
     let precision = s.plan.precision.map_or("onnx", Precision::name);
     f.add("precision", precision.as_bytes());
     f.add("pooling", s.facts.pooling.name().as_bytes());
