@@ -91,6 +91,11 @@ export declare function embed(texts: string[], isQuery?: boolean, options?: Embe
 export interface EmbedOptions {
   /** The task of this call (one of `info().tasks`) instead of the default one. */
   task?: string
+  /**
+   * A prompt of the snapshot by name (one of `info().prompts`), put before every text of
+   * this call instead of the query or document prompt.
+   */
+  prompt?: string
 }
 
 /** The same as `embed`, blocking the JS thread: for scripts. */
@@ -204,6 +209,11 @@ export interface InitOptions {
    */
   task?: string
   /**
+   * A prompt of the snapshot by name (one of `info().prompts`), put before every text of
+   * calls that name none, instead of the query or document prompt.
+   */
+  prompt?: string
+  /**
    * Cut every vector to its first `dimensions` values, then normalise (Matryoshka); a model
    * that lists `matryoshka_dimensions` accepts only those.
    */
@@ -236,11 +246,13 @@ export interface ModelInfo {
   backend: 'cpu' | 'cuda' | 'mlx'
   device: string
   /** The snapshot's `model_type`; any type runs from an ONNX file. */
-  arch: 'bert' | 'nomic_bert' | 'qwen2' | 'qwen3' | (string & {})
+  arch: 'bert' | 'roberta' | 'xlm-roberta' | 'modernbert' | 'gemma3_text' | 'nomic_bert' | 'qwen2' | 'qwen3' | (string & {})
   /** The length of the vectors returned (`dimensions` when set). */
   dim: number
   /** The tasks the model knows (config.json's `lora_adaptations` and `task_instructions`). */
   tasks: Array<string>
+  /** The snapshot's named prompts (`config_sentence_transformers.json`), for `prompt`. */
+  prompts: Array<string>
   /** The task queries and documents run when a call names none. */
   queryTask?: string
   documentTask?: string
