@@ -91,7 +91,7 @@ describe('bad input', () => {
     expect(info.weights).toMatch(/model\.onnx$/);
     fs.rmSync(path.join(dir, 'onnx'), { recursive: true });
     await expect(native.init(dir)).rejects.toThrow(
-      /config\.json: has model_type "gpt2", which this addon cannot build from model\.safetensors \(supported: "bert", "nomic_bert".*ONNX weights/,
+      /config\.json: has model_type "gpt2", which this addon cannot build from model\.safetensors \(supported: "bert", "roberta", "xlm-roberta", "modernbert", "gemma3_text", "nomic_bert".*ONNX weights/,
     );
     await expect(native.init(dir, { weights: 'safetensors' })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED_MODEL' });
   });

@@ -236,7 +236,7 @@ fn read_modules(dir: &Path) -> Result<Vec<Module>> {
         if !inside(&m.path) {
             return Err(Error::model_file(
                 &path,
-                format!("puts the {name} module at {:?}, outside the snapshot; it must be a folder of the snapshot", m.path),
+                format!("puts the {} module at {:?}, outside the snapshot; it must be a folder of the snapshot", name.to_lowercase(), m.path),
             ));
         }
         if !KNOWN_MODULES.contains(&name) {

@@ -153,6 +153,8 @@ def main():
         "intermediate_size": shape["ffn"],
         "vocab_size": shape["vocab"],
         "max_position_embeddings": shape["positions"],
+        # as jina-embeddings-v3's own config: its positions are not XLM-R's absolute ones
+        "position_embedding_type": "rotary",
         "lora_adaptations": TASKS,
         "lora_rank": shape["rank"],
         "task_instructions": INSTRUCTIONS,

@@ -75,10 +75,15 @@ fn parse_kind(text: &str, kind: Kind) -> serde_json::Result<Box<dyn Architecture
 
 impl BertConfig {
     /// The first row of the position table a sequence uses: `pad_token_id + 1` for RoBERTa.
+    /// Absolute positions only: jina-embeddings-v3 (`rotary`, run from its ONNX file) has none.
     fn position_offset(&self) -> usize {
+        let absolute = matches!(
+            self.position_embedding_type.as_deref(),
+            None | Some("absolute")
+        );
         match self.kind {
-            Kind::Bert => 0,
-            Kind::Roberta | Kind::XlmRoberta => self.pad_token_id.unwrap_or(1) + 1,
+            Kind::Roberta | Kind::XlmRoberta if absolute => self.pad_token_id.unwrap_or(1) + 1,
+            _ => 0,
         }
     }
 
