@@ -13,6 +13,14 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// Output rows `n * size .. (n + 1) * size` of a stacked projection (a fused `Wqkv`, `Wi`).
+    pub fn part(&self, n: usize, size: usize) -> Linear {
+        Linear {
+            weight: self.weight.rows(n * size, (n + 1) * size),
+            bias: self.bias.as_ref().map(|b| b.span(n * size, (n + 1) * size)),
+        }
+    }
+
     /// The bias times `scale` (a query scaled by 1/sqrt(head size) folds it in).
     pub fn scaled_bias(&self, scale: f32) -> Option<Vec<f32>> {
         let bias = self.bias.as_ref()?;

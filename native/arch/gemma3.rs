@@ -11,14 +11,12 @@ use super::encoder::{
     Activation, Attention, AttentionDirection, Encoder, FeedForward, Layer, Residual, Rotary,
 };
 use super::keys::Keys;
+use super::qwen::DEFAULT_MAX_LENGTH;
 use super::sizes::Sizes;
 use crate::error::{Error, Result};
 use crate::weights::Safetensors;
 
 const ANCHOR: &str = "embed_tokens.weight";
-
-/// Default truncation when the snapshot names none or more (as for the Qwen family).
-const DEFAULT_MAX_LENGTH: usize = 8192;
 
 /// `config.json` of a Gemma3 text model.
 #[derive(Debug, Clone, Deserialize)]

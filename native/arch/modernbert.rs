@@ -7,8 +7,7 @@ use serde::Deserialize;
 
 use super::architecture::Architecture;
 use super::encoder::{
-    Activation, Attention, AttentionDirection, Encoder, FeedForward, Layer, Linear, Norm, Residual,
-    Rotary,
+    Activation, Attention, AttentionDirection, Encoder, FeedForward, Layer, Norm, Residual, Rotary,
 };
 use super::keys::Keys;
 use super::sizes::Sizes;
@@ -89,9 +88,9 @@ impl ModernBertConfig {
         let wi = mlp.linear_b("Wi", 2 * inner, h, self.mlp_bias)?;
         Ok(Layer {
             attention: Attention {
-                q: part(&qkv, 0, h),
-                k: part(&qkv, 1, h),
-                v: part(&qkv, 2, h),
+                q: qkv.part(0, h),
+                k: qkv.part(1, h),
+                v: qkv.part(2, h),
                 out: attn.linear_b("Wo", h, h, self.attention_bias)?,
                 q_norm: None,
                 k_norm: None,
@@ -101,8 +100,8 @@ impl ModernBertConfig {
                 .then(|| self.norm(keys, "attn_norm"))
                 .transpose()?,
             ffn: FeedForward::Gated {
-                gate: part(&wi, 0, inner),
-                up: part(&wi, 1, inner),
+                gate: wi.part(0, inner),
+                up: wi.part(1, inner),
                 act,
                 down: mlp.linear_b("Wo", h, inner, self.mlp_bias)?,
             },
@@ -111,17 +110,6 @@ impl ModernBertConfig {
             post_ffn_norm: None,
             sliding: self.sliding(index),
         })
-    }
-}
-
-/// Rows `n * size .. (n + 1) * size` of a stacked projection.
-fn part(stacked: &Linear, n: usize, size: usize) -> Linear {
-    Linear {
-        weight: stacked.weight.rows(n * size, (n + 1) * size),
-        bias: stacked
-            .bias
-            .as_ref()
-            .map(|b| b.span(n * size, (n + 1) * size)),
     }
 }
 

@@ -3,8 +3,8 @@ use serde::Deserialize;
 
 use super::architecture::Architecture;
 use super::encoder::{
-    add_row, Activation, Attention, AttentionDirection, Encoder, FeedForward, Layer, Linear,
-    Residual, Rotary,
+    add_row, Activation, Attention, AttentionDirection, Encoder, FeedForward, Layer, Residual,
+    Rotary,
 };
 use super::keys::Keys;
 use super::sizes::Sizes;
@@ -173,15 +173,11 @@ impl NomicBertConfig {
         let (attn, mlp) = (keys.pp("attn"), keys.pp("mlp"));
         // Wqkv stacks all of q, then all of k, then all of v along its output rows.
         let qkv = attn.linear_b("Wqkv", 3 * h, h, self.qkv_proj_bias)?;
-        let part = |n: usize| Linear {
-            weight: qkv.weight.rows(n * h, (n + 1) * h),
-            bias: qkv.bias.as_ref().map(|b| b.span(n * h, (n + 1) * h)),
-        };
         Ok(Layer {
             attention: Attention {
-                q: part(0),
-                k: part(1),
-                v: part(2),
+                q: qkv.part(0, h),
+                k: qkv.part(1, h),
+                v: qkv.part(2, h),
                 out: attn.linear_b("out_proj", h, h, self.qkv_proj_bias)?,
                 q_norm: None,
                 k_norm: None,

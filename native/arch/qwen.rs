@@ -16,7 +16,7 @@ use crate::weights::Safetensors;
 /// (`model.` in gte-Qwen2, none in Qodo-Embed-1).
 const ANCHOR: &str = "embed_tokens.weight";
 
-/// Default truncation when the snapshot names none or more: a CPU's attention scores for
+/// Default truncation when the snapshot names none or more (the Qwen family, Gemma3): a CPU's attention scores for
 /// 32768 tokens would take gigabytes.
 pub const DEFAULT_MAX_LENGTH: usize = 8192;
 
