@@ -19,6 +19,13 @@ const MAX_LENGTH = 256;
 const JSON_OUT = process.argv.includes('--json');
 const INT8_SAMPLE_EVERY = 10;
 const NOMIC_EVERY = 4;
+// gte-modernbert-base-shaped ModernBERT (22 x 768, 8192 positions) at maxLength 512, on every
+// MODERNBERT_EVERY-th symbol (its int8 ONNX file under the peers on every MODERNBERT_INT8_EVERY-th):
+// ten times MiniLM's work per token. `--modernbert` runs this part alone.
+const MODERNBERT_EVERY = 12;
+const MODERNBERT_INT8_EVERY = 24;
+const MODERNBERT_MAX_LENGTH = 512;
+const MODERNBERT_ONLY = process.argv.includes('--modernbert');
 
 function log(line) {
   process.stderr.write(`${line}\n`);
@@ -70,7 +77,28 @@ async function prepare() {
   if (!fs.existsSync(path.join(nomicOnnx, 'onnx', 'model.onnx'))) {
     await require('..').exportOnnx(nomic, path.join(nomicOnnx, 'onnx', 'model.onnx'), { maxLength: 2048 });
   }
-  return { dir, fp32, int8, nomic, nomicOnnx, qodo, jina };
+  const { modernbert, modernbertOnnx } = await prepareModernBert(makeRandom, dir);
+  return { dir, fp32, int8, nomic, nomicOnnx, qodo, jina, modernbert, modernbertOnnx };
+}
+
+/** The ModernBERT snapshot, and beside it the addon's fp32 and int8 exports of it under the
+ * names transformers.js loads (`model.onnx`, `model_quantized.onnx`), 8192 positions each. */
+async function prepareModernBert(makeRandom, minilmCopy) {
+  const modernbert = path.join(CACHE, 'gte-modernbert-shaped');
+  if (!fs.existsSync(path.join(modernbert, 'model.safetensors'))) makeRandom('modernbert', modernbert, path.join(MINILM_SRC, 'tokenizer.json'));
+  const modernbertOnnx = path.join(CACHE, 'modernbert-onnx');
+  fs.mkdirSync(path.join(modernbertOnnx, 'onnx'), { recursive: true });
+  for (const f of ['config.json', 'tokenizer.json', '1_Pooling']) {
+    if (!fs.existsSync(path.join(modernbertOnnx, f))) fs.symlinkSync(path.join(modernbert, f), path.join(modernbertOnnx, f));
+  }
+  const tokenizerConfig = JSON.parse(fs.readFileSync(path.join(minilmCopy, 'tokenizer_config.json'), 'utf8'));
+  fs.writeFileSync(path.join(modernbertOnnx, 'tokenizer_config.json'), JSON.stringify({ ...tokenizerConfig, model_max_length: MODERNBERT_MAX_LENGTH }));
+  fs.copyFileSync(path.join(minilmCopy, 'special_tokens_map.json'), path.join(modernbertOnnx, 'special_tokens_map.json'));
+  for (const [file, dtype] of [['model.onnx', 'float32'], ['model_quantized.onnx', 'int8']]) {
+    const target = path.join(modernbertOnnx, 'onnx', file);
+    if (!fs.existsSync(target)) await require('..').exportOnnx(modernbert, target, { maxLength: 8192, dtype });
+  }
+  return { modernbert, modernbertOnnx };
 }
 
 function runJson(command, args, options = {}) {
@@ -151,6 +179,48 @@ function printTable(title, table) {
     const m = r.msPerItem;
     console.log(`${pad(name, 28)}${pad(r.texts, 7)}${pad(r.corpusSeconds, 10)}${pad(r.itemsPerSecond, 9)}${pad(r.tokensPerSecond, 10)}${pad(`${m[1]}/${m[8]}/${m[32]}`, 20)}${pad(`${r.queryMsP50}/${r.queryMsP95}`, 18)}${pad(r.peakRssMb, 9)}${r.gflops}`);
   }
+}
+
+/** The ModernBERT runs: the addon from safetensors against transformers.js and Python
+ * onnxruntime on its exports, fp32 and int8; their ratios, and int8's cosine to fp32. */
+function modernBertRuns(models, texts, queries, fixed, measure, vectorsOf) {
+  const tokenizer = path.join(models.modernbert, 'tokenizer.json');
+  const every = (n) => texts.filter((_, i) => i % n === 0);
+  const setOf = (picked) => {
+    const lengths = python({ mode: 'tokens', tokenizer, texts: picked, max_length: MODERNBERT_MAX_LENGTH }).lengths;
+    return textSet(picked, lengths, { weights: 22 * (4 * 768 * 768 + 3 * 768 * 1152), hidden: 768, layers: 22 });
+  };
+  const set = setOf(every(MODERNBERT_EVERY));
+  const int8Set = setOf(every(MODERNBERT_INT8_EVERY));
+  const job = { queries: queries.slice(0, 20), fixed };
+  const options = { threads: THREADS, maxLength: MODERNBERT_MAX_LENGTH, backend: 'cpu', weights: 'safetensors' };
+  const onnx = (file) => path.join(models.modernbertOnnx, 'onnx', file);
+  const pythonJob = { tokenizer, max_length: MODERNBERT_MAX_LENGTH, threads: THREADS };
+  const tjs = (dtype) => (c) => transformersJs({ ...c, ...job, modelRoot: CACHE, modelName: 'modernbert-onnx', dtype, threads: THREADS });
+  measure('addon ModernBERT fp32', set, (c) => addon({ ...c, ...job, modelDir: models.modernbert, options, vectorsFile: vectorsOf('modernbert-fp32') }));
+  measure('addon ModernBERT int8', set, (c) => addon({ ...c, ...job, modelDir: models.modernbert, options: { ...options, dtype: 'int8' }, vectorsFile: vectorsOf('modernbert-int8') }));
+  measure('transformers.js ModernBERT fp32', set, tjs('fp32'));
+  measure('python onnxruntime ModernBERT fp32', set, (c) => python({ ...c, ...job, ...pythonJob, onnx: onnx('model.onnx') }));
+  measure('addon ModernBERT int8 (sample)', int8Set, (c) => addon({ ...c, ...job, modelDir: models.modernbert, options: { ...options, dtype: 'int8' } }));
+  measure('transformers.js ModernBERT int8', int8Set, tjs('q8'));
+  measure('python onnxruntime ModernBERT int8', int8Set, (c) => python({ ...c, ...job, ...pythonJob, onnx: onnx('model_quantized.onnx') }));
+  return { set, int8Set, int8Fidelity: fidelity(vectorsOf('modernbert-fp32'), vectorsOf('modernbert-int8'), 768) };
+}
+
+function printModernBert(runs, result, flags) {
+  const speed = (name) => (runs[name] && runs[name].itemsPerSecond) || NaN;
+  const ratio = (a, b) => +(speed(a) / speed(b)).toFixed(2);
+  const ratios = {
+    fp32VsTransformersJs: ratio('addon ModernBERT fp32', 'transformers.js ModernBERT fp32'),
+    fp32VsPythonOnnxruntime: ratio('addon ModernBERT fp32', 'python onnxruntime ModernBERT fp32'),
+    int8VsTransformersJsInt8: ratio('addon ModernBERT int8 (sample)', 'transformers.js ModernBERT int8'),
+    int8VsPythonOnnxruntimeInt8: ratio('addon ModernBERT int8 (sample)', 'python onnxruntime ModernBERT int8'),
+    int8VsFp32: ratio('addon ModernBERT int8', 'addon ModernBERT fp32'),
+  };
+  const modernRuns = Object.fromEntries(Object.entries(runs).filter(([name]) => name.includes('ModernBERT')));
+  printTable(`gte-modernbert-base-shaped ModernBERT (22 x 768, 8192 positions, window 128, random weights), ${THREADS} threads, maxLength ${MODERNBERT_MAX_LENGTH}: every ${MODERNBERT_EVERY}th symbol (${result.set.count}, ${result.set.tokens} tokens); int8 against the peers on every ${MODERNBERT_INT8_EVERY}th (${result.int8Set.count}, ${result.int8Set.tokens} tokens); peers on the addon's exports`, modernRuns);
+  console.log(`ModernBERT ratios (items/s, same weights): fp32 addon / transformers.js ${ratios.fp32VsTransformersJs}x, / python onnxruntime ${ratios.fp32VsPythonOnnxruntime}x; int8 addon / transformers.js int8 ${ratios.int8VsTransformersJsInt8}x, / python onnxruntime int8 ${ratios.int8VsPythonOnnxruntimeInt8}x; addon int8 / fp32 ${ratios.int8VsFp32}x, cosine to fp32 min ${result.int8Fidelity.min}, p1 ${result.int8Fidelity.p1} (cpu flags: ${flags.join(' ')})`);
+  return ratios;
 }
 
 /** GFLOP/s of the CodeRankEmbed-shaped NomicBert on one call of 32 texts of 128 tokens. */
@@ -288,6 +358,14 @@ async function main() {
   };
   const addonOptions = { threads: THREADS, maxLength: MAX_LENGTH, backend: 'cpu' };
   const vectorsOf = (dtype) => path.join(CACHE, `vectors-${dtype}.f32`);
+  log(`running the gte-modernbert-base-shaped ModernBERT at maxLength ${MODERNBERT_MAX_LENGTH} ...`);
+  const modernbert = modernBertRuns(models, texts, queries, fixed, measure, vectorsOf);
+  if (MODERNBERT_ONLY) {
+    const ratios = printModernBert(runs, modernbert, peak.flags);
+    console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    if (JSON_OUT) console.log(JSON.stringify({ cpu: peak, modernbert: { runs, ratios, int8Fidelity: modernbert.int8Fidelity } }));
+    return;
+  }
   const pythonJob = { tokenizer, max_length: MAX_LENGTH, threads: THREADS };
   measure('addon fp32', corpus, (c) => addon({ ...c, modelDir: models.dir, options: { ...addonOptions, weights: 'safetensors' }, calls32: true, vectorsFile: vectorsOf('fp32') }));
   measure('addon int8 dynamic', corpus, (c) => addon({ ...c, modelDir: models.dir, options: { ...addonOptions, weights: 'safetensors', dtype: 'int8' }, vectorsFile: vectorsOf('int8') }));
@@ -342,7 +420,8 @@ async function main() {
     queryVsBareSessionRun: +((runs['addon fp32'] || {}).queryMsP50 / bare.sessionRunMsP50).toFixed(2),
   };
 
-  printTable(`all-MiniLM-L6-v2, ${THREADS} threads, truncation ${MAX_LENGTH}: ${corpus.count} code symbols (${corpus.tokens} tokens); the int8 ONNX file on every ${INT8_SAMPLE_EVERY}th (${sample.count} symbols, ${sample.tokens} tokens)`, runs);
+  const modernbertRatios = printModernBert(runs, modernbert, peak.flags);
+  printTable(`all-MiniLM-L6-v2, ${THREADS} threads, truncation ${MAX_LENGTH}: ${corpus.count} code symbols (${corpus.tokens} tokens); the int8 ONNX file on every ${INT8_SAMPLE_EVERY}th (${sample.count} symbols, ${sample.tokens} tokens)`, Object.fromEntries(Object.entries(runs).filter(([name]) => !name.includes('ModernBERT'))));
   if (runs['addon fp32'].calls32Seconds) console.log(`addon fp32 in calls of 32: ${runs['addon fp32'].calls32Seconds} s`);
   console.log('python onnxruntime: batches of 32 in input order, as transformers.js; bare onnxruntime sorted: the same session on texts sorted by token length, reading the graph\'s pooled output');
   console.log('fastembed: not run: it downloads its models from a model hub at run time and cannot load a local snapshot offline');
@@ -387,7 +466,7 @@ async function main() {
   }
   console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (JSON_OUT) {
-    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, exported, qodo, seeds, coldStart: { table: coldStart, ratios: coldRatios }, memory, runs, ratios, interleaved, int8Fidelity, nomicInt8Fidelity, int8Scheme: (runs['addon int8 dynamic'] || {}).int8Scheme, cpuFlags: peak.flags }));
+    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, exported, qodo, seeds, coldStart: { table: coldStart, ratios: coldRatios }, memory, runs, ratios, modernbert: { ratios: modernbertRatios, int8Fidelity: modernbert.int8Fidelity }, interleaved, int8Fidelity, nomicInt8Fidelity, int8Scheme: (runs['addon int8 dynamic'] || {}).int8Scheme, cpuFlags: peak.flags }));
   }
 }
 

@@ -4,6 +4,9 @@
 //!
 //!   cargo run --release --example make_random -- nomic OUT TOKENIZER_JSON [options]
 //!       NomicBert, CodeRankEmbed's shape by default (768 x 12, 547 MB fp32), CLS pooling
+//!   cargo run --release --example make_random -- modernbert OUT TOKENIZER_JSON [options]
+//!       ModernBERT, gte-modernbert-base's shape by default (768 x 22, 596 MB fp32): a window of
+//!       128 tokens on two layers of three, CLS pooling
 //!   cargo run --release --example make_random -- qwen OUT TOKENIZER_JSON [options]
 //!       Qwen2, Qodo-Embed-1-1.5B's shape by default (1536 x 28, 6.2 GB fp32): two shards with an
 //!       index, unprefixed keys, `auto_map` to the gte remote code, last-token pooling;
@@ -55,6 +58,16 @@ fn main() {
                 inner: number("inner", CODERANKEMBED.inner),
             };
             write_nomic_snapshot(out, &shape, profile, seed, tokenizer);
+        }
+        "modernbert" => {
+            let shape = ModernBertShape {
+                hidden: number("hidden", GTE_MODERNBERT.hidden),
+                heads: number("heads", GTE_MODERNBERT.heads),
+                layers: number("layers", GTE_MODERNBERT.layers),
+                inner: number("inner", GTE_MODERNBERT.inner),
+                vocab: number("vocab", GTE_MODERNBERT.vocab),
+            };
+            write_modernbert_snapshot(out, &shape, profile, seed, tokenizer);
         }
         "qwen" => {
             let shape = QwenShape {
@@ -112,6 +125,6 @@ fn is_flag(name: &str) -> bool {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: make_random nomic|qwen OUT TOKENIZER_JSON [--hidden N --heads N --kv-heads N --head-dim N --layers N --inner N --vocab N --positions N --seed N --random --bf16 --qwen3]");
+    eprintln!("usage: make_random nomic|modernbert|qwen OUT TOKENIZER_JSON [--hidden N --heads N --kv-heads N --head-dim N --layers N --inner N --vocab N --positions N --seed N --random --bf16 --qwen3]");
     std::process::exit(2);
 }

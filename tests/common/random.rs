@@ -241,6 +241,97 @@ pub fn write_nomic_snapshot(
     );
 }
 
+/// Alibaba-NLP/gte-modernbert-base's shape: 22 layers of 768, a GeGLU of 1152, 50368 tokens.
+pub struct ModernBertShape {
+    pub hidden: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub inner: usize,
+    pub vocab: usize,
+}
+
+pub const GTE_MODERNBERT: ModernBertShape = ModernBertShape {
+    hidden: 768,
+    heads: 12,
+    layers: 22,
+    inner: 1152,
+    vocab: 50368,
+};
+
+/// ModernBERT's tensors (no biases: `norm_bias`, `attention_bias`, `mlp_bias` false), unprefixed
+/// as `ModernBertModel` saves them; the first layer has no attention norm.
+pub fn modernbert_specs(shape: &ModernBertShape, profile: Profile) -> Vec<Spec> {
+    let (h, i) = (shape.hidden, shape.inner);
+    let mut t = vec![
+        spec(
+            "embeddings.tok_embeddings.weight",
+            &[shape.vocab, h],
+            profile.embedding(),
+        ),
+        spec("embeddings.norm.weight", &[h], profile.norm_weight()),
+    ];
+    for l in 0..shape.layers {
+        let p = format!("layers.{l}");
+        if l > 0 {
+            t.push(spec(
+                format!("{p}.attn_norm.weight"),
+                &[h],
+                profile.norm_weight(),
+            ));
+        }
+        t.push(spec(
+            format!("{p}.attn.Wqkv.weight"),
+            &[3 * h, h],
+            projection(h),
+        ));
+        t.push(spec(format!("{p}.attn.Wo.weight"), &[h, h], projection(h)));
+        t.push(spec(
+            format!("{p}.mlp_norm.weight"),
+            &[h],
+            profile.norm_weight(),
+        ));
+        t.push(spec(
+            format!("{p}.mlp.Wi.weight"),
+            &[2 * i, h],
+            projection(h),
+        ));
+        t.push(spec(format!("{p}.mlp.Wo.weight"), &[h, i], projection(i)));
+    }
+    t.push(spec("final_norm.weight", &[h], profile.norm_weight()));
+    t
+}
+
+/// A ModernBERT snapshot laid out as gte-modernbert-base's: 8192 positions, a window of 128,
+/// every third layer global, CLS pooling.
+pub fn write_modernbert_snapshot(
+    dir: &Path,
+    shape: &ModernBertShape,
+    profile: Profile,
+    seed: u64,
+    tokenizer: &Path,
+) {
+    let config = format!(
+        r#"{{"model_type":"modernbert","architectures":["ModernBertModel"],"vocab_size":{},"hidden_size":{},
+        "num_attention_heads":{},"num_hidden_layers":{},"intermediate_size":{},"max_position_embeddings":8192,
+        "norm_eps":1e-5,"norm_bias":false,"attention_bias":false,"mlp_bias":false,"hidden_activation":"gelu",
+        "global_rope_theta":160000.0,"local_rope_theta":10000.0,"local_attention":128,
+        "global_attn_every_n_layers":3,"pad_token_id":0,"classifier_pooling":"cls"}}"#,
+        shape.vocab, shape.hidden, shape.heads, shape.layers, shape.inner
+    );
+    let pooling = format!(
+        r#"{{"word_embedding_dimension":{},"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":false}}"#,
+        shape.hidden
+    );
+    write_snapshot_files(dir, &config, &pooling, tokenizer);
+    let specs = modernbert_specs(shape, profile);
+    write_streamed(
+        &dir.join("model.safetensors"),
+        &specs,
+        Dtype::F32,
+        &mut Rng::new(seed),
+    );
+}
+
 pub struct QwenShape {
     pub hidden: usize,
     pub heads: usize,

@@ -3,7 +3,7 @@
 //! batch-mates; ONNX Runtime's MatMulIntegerToFloat multiplies; calibration-free smoothing of
 //! norm outputs; the weights' signedness and the activations' width by the CPU (`Int8Scheme`);
 //! the attention's first-position rows quantised twice (the row, then what it left out); the
-//! FFN's down projection after SwiGLU in float32.
+//! FFN's down projection after a gated activation (SwiGLU, GeGLU) in float32.
 use std::collections::HashMap;
 
 use ort::operator::Attribute;

@@ -52,7 +52,7 @@ impl Numerics {
 
     /// The rule of a projection. Under int8: q, k and v refine the first position's row (where
     /// one channel dominates, its per-row scale leaves the rest a level or two); the down
-    /// projection after SwiGLU, whose input is signed and unbounded, stays float32
+    /// projection after a gated activation (SwiGLU, GeGLU), whose input is signed and unbounded, stays float32
     /// (benchmark/README.md has the fidelity figures behind both).
     pub fn rule(&self, projection: Projection) -> Rule {
         if self.precision != Precision::Int8 {
@@ -132,7 +132,7 @@ impl Int8Scheme {
         };
         format!(
             "{} ({}-bit u8 activations per row x {weights} weights per column; the attention's \
-             first-position rows quantised twice; the FFN down projection after SwiGLU in \
+             first-position rows quantised twice; the FFN down projection after a gated activation in \
              float32; CPU {})",
             self.name(),
             self.activation_bits(),
