@@ -93,6 +93,12 @@ impl Engine {
         let tasks = TaskRule::new(dir, settings, backend.takes_task())?;
         let none = EmbedOptions::default();
         let (query, document) = (tasks.choose(true, &none)?, tasks.choose(false, &none)?);
+        if !dir.dense.is_empty() && backend.pools_outside() {
+            return Err(Error::unsupported(
+                &dir.path.join("modules.json"),
+                "lists Dense modules, which apply after pooling, but the ONNX file outputs token states, not sentence_embedding: the vectors would lack them. Use its model.safetensors (weights: 'safetensors'), or an ONNX file that outputs sentence_embedding",
+            ));
+        }
         let dense_dim = dir.dense.last().map(|d| d.out_features);
         let model_dim = backend
             .dim()

@@ -208,3 +208,46 @@ fn a_snapshot_computed_wrongly_is_refused_naming_the_field() {
         assert!(text.contains(field) && text.contains("ONNX"), "{text}");
     }
 }
+
+/// An ONNX file that outputs token states cannot apply the snapshot's Dense modules after its
+/// pooling: refused, rather than run without them.
+#[test]
+fn dense_modules_with_a_token_state_onnx_file_are_refused() {
+    let minilm = minilm_dir();
+    let dir = Scratch::new("dense-onnx");
+    for file in ["config.json", "tokenizer.json"] {
+        std::fs::copy(minilm.join(file), dir.0.join(file)).unwrap();
+    }
+    std::fs::create_dir_all(dir.0.join("onnx")).unwrap();
+    std::fs::copy(
+        minilm.join("onnx/model.onnx"),
+        dir.0.join("onnx/model.onnx"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.0.join("2_Dense")).unwrap();
+    std::fs::write(
+        dir.0.join("2_Dense/config.json"),
+        r#"{"in_features":384,"out_features":8,"bias":true}"#,
+    )
+    .unwrap();
+    let module = |i: usize, path: &str, kind: &str| {
+        format!(
+            r#"{{"idx":{i},"name":"{i}","path":"{path}","type":"sentence_transformers.models.{kind}"}}"#
+        )
+    };
+    let modules = [
+        module(0, "", "Transformer"),
+        module(1, "1_Pooling", "Pooling"),
+        module(2, "2_Dense", "Dense"),
+    ];
+    std::fs::write(
+        dir.0.join("modules.json"),
+        format!("[{}]", modules.join(",")),
+    )
+    .unwrap();
+    let err = Engine::load(&dir.0, &cpu("float32"))
+        .err()
+        .expect("refused");
+    assert_eq!(err.code(), "ERR_UNSUPPORTED_MODEL");
+    assert!(err.to_string().contains("Dense modules"), "{err}");
+}

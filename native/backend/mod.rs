@@ -54,6 +54,11 @@ pub trait Backend: Send + Sync {
     fn dim(&self) -> Option<usize> {
         None
     }
+    /// It outputs token states that the engine's side pools (an ONNX file without a pooled
+    /// output), so nothing after pooling, such as a `Dense` module, is applied.
+    fn pools_outside(&self) -> bool {
+        false
+    }
     /// It has a `task_id` input, which every batch must set.
     fn takes_task(&self) -> bool {
         false

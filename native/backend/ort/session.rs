@@ -208,6 +208,10 @@ impl Backend for OrtBackend {
         Some(self.dim)
     }
 
+    fn pools_outside(&self) -> bool {
+        self.pooling.is_some()
+    }
+
     fn takes_task(&self) -> bool {
         self.inputs
             .iter()
