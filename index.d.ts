@@ -30,6 +30,16 @@ export declare class Model {
   close(): Promise<void>
 }
 
+export declare class RerankerModel {
+  static load(modelDir: string, options?: InitOptions | undefined | null): Promise<RerankerModel>
+  /** The documents' hits for `query`, best first. */
+  rerank(query: string, documents: string[], options?: RerankOptions): Promise<RerankHit[]>
+  info(): ModelInfo
+  isGpu(): boolean
+  stats(): ModelStats
+  close(): Promise<void>
+}
+
 /** Which tokens a token attends to (padding is never attended). */
 export declare enum AttentionDirection {
   Bidirectional = 'bidirectional',
@@ -145,6 +155,13 @@ export declare enum ErrorCode {
  */
 export declare function exportOnnx(modelDir: string, file: string, options?: InitOptions | undefined | null): Promise<void>
 
+/**
+ * Writes a reranker built from `model.safetensors` as an ONNX file with a `logits` output
+ * (`[batch, 1]`, each pair's raw score), for runtimes that take transformers' export of a
+ * `*ForSequenceClassification` (transformers.js, Optimum, onnxruntime).
+ */
+export declare function exportRerankerOnnx(modelDir: string, file: string, options?: InitOptions | undefined | null): Promise<void>
+
 /** What the default model is and where it runs. */
 export declare function info(): ModelInfo
 
@@ -258,6 +275,11 @@ export interface ModelInfo {
   documentTask?: string
   maxLength: number
   pooling: `${Pooling}`
+  /**
+   * A reranker's head (`BertForSequenceClassification: pooler dense + tanh on [CLS], …`);
+   * absent for an embedding model.
+   */
+  head?: string
   attention: `${AttentionDirection}`
   queryPrefix: string
   documentPrefix: string
@@ -320,6 +342,23 @@ export declare enum Pooling {
   Mean = 'mean',
   /** The last real token of each row (decoder-style embedders pool their EOS token). */
   LastToken = 'lasttoken',
+}
+
+/** A document's place in the call's list and its score. */
+export interface RerankHit {
+  index: number
+  score: number
+}
+
+/**
+ * One call's options: `topK` (only the best K hits), `rawScores` (the logit instead of its
+ * sigmoid) and `instruction` (a judge's task, Qwen3-Reranker's `<Instruct>`).
+ */
+export interface RerankOptions {
+  /** A number, not `u32`: napi would wrap -1 and cut 1.5 without a word; `check` refuses them. */
+  topK?: number
+  rawScores?: boolean
+  instruction?: string
 }
 
 /** The ONNX Runtime library this process uses (loading it if needed) and what it can run on. */

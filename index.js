@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Model = nativeBinding.Model
+module.exports.RerankerModel = nativeBinding.RerankerModel
 module.exports.AttentionDirection = nativeBinding.AttentionDirection
 module.exports.Backend = nativeBinding.Backend
 module.exports.BackendKind = nativeBinding.BackendKind
@@ -846,6 +847,7 @@ module.exports.embed = nativeBinding.embed
 module.exports.embedSync = nativeBinding.embedSync
 module.exports.ErrorCode = nativeBinding.ErrorCode
 module.exports.exportOnnx = nativeBinding.exportOnnx
+module.exports.exportRerankerOnnx = nativeBinding.exportRerankerOnnx
 module.exports.info = nativeBinding.info
 module.exports.init = nativeBinding.init
 module.exports.Int8Scheme = nativeBinding.Int8Scheme

@@ -9,6 +9,7 @@ import type { InitOptions, ModelInfo, ModelStats } from '../index';
 import { native } from './binding';
 import { CodedError } from './errors';
 import { DEFAULT_MODEL, downloadCommand, resolveModel } from './hub';
+import { Reranker, RerankHit, RerankOptions, RerankerSource } from './reranker';
 
 export type { InitOptions, ModelInfo, ModelStats };
 
@@ -36,6 +37,8 @@ export interface ModelSpec extends InitOptions, ModelSource {
 export interface EmbedderOptions extends InitOptions, ModelSource {
   /** Several models whose vectors are concatenated in this order (the options above apply to each unless it sets its own). */
   models?: ModelSpec[];
+  /** A reranker (a folder or hub id, or `{ modelDir }` / `{ model }`), loaded by init() with the options above, for `rerank()`. */
+  reranker?: string | RerankerSource;
 }
 
 export interface EmbedderPart {
@@ -94,9 +97,12 @@ interface Part {
 
 export class Embedder {
   private readonly parts: Part[];
+  private readonly rerankerSource?: { source: string | RerankerSource; options: InitOptions };
+  private reranker: Reranker | null = null;
 
   constructor(options: EmbedderOptions = {}) {
-    const { modelDir, model, revision, models, ...shared } = options;
+    const { modelDir, model, revision, models, reranker, ...shared } = options;
+    if (reranker !== undefined) this.rerankerSource = { source: reranker, options: shared };
     if (models !== undefined && (modelDir !== undefined || model !== undefined)) {
       throw new CodedError('ERR_INPUT', 'Embedder: give either modelDir/model or models, not both');
     }
@@ -120,6 +126,18 @@ export class Embedder {
       part.model = loaded;
       part.folder = folder;
     }
+    if (this.rerankerSource) {
+      const loaded = await Reranker.load(this.rerankerSource.source, this.rerankerSource.options);
+      await this.reranker?.close();
+      this.reranker = loaded;
+    }
+  }
+
+  /** The documents' hits for `query`, best first, from the `reranker` this embedder was made with. */
+  async rerank(query: string, documents: string[], options: RerankOptions = {}): Promise<RerankHit[]> {
+    if (!this.rerankerSource) throw new CodedError('ERR_INPUT', 'Embedder: rerank() needs a reranker: new Embedder({ ..., reranker: \'BAAI/bge-reranker-v2-m3\' })');
+    if (!this.reranker) throw new CodedError('ERR_NOT_LOADED', 'Embedder: call and await init() before rerank()');
+    return this.reranker.rerank(query, documents, options);
   }
 
   /** One unit-length vector per text, as plain arrays. */
@@ -154,13 +172,16 @@ export class Embedder {
     return this.models().map((m) => m.stats());
   }
 
-  /** Frees the models; later calls say to call init() again. */
+  /** Frees the models (and the reranker); later calls say to call init() again. */
   async close(): Promise<void> {
     for (const part of this.parts) {
       const model = part.model;
       part.model = null;
       await model?.close();
     }
+    const reranker = this.reranker;
+    this.reranker = null;
+    await reranker?.close();
   }
 
   private models(): Native.Model[] {

@@ -3,6 +3,7 @@ import { native } from './binding';
 import type * as Native from '../index';
 
 export * from './embedder';
+export * from './reranker';
 export { DEFAULT_MODEL, download, downloadCommand, hubCacheDir, resolveModel } from './hub';
 export type { DownloadOptions, Progress } from './hub';
 export { GLIBC_BASELINE, unsupportedPlatform } from './binding';
@@ -10,7 +11,7 @@ export type { EmbedOptions, RuntimeInfo } from '../index';
 
 export const Model = native.Model;
 export type Model = InstanceType<typeof native.Model>;
-export const { init, embed, embedSync, isGpu, info, stats, runtimeInfo, exportOnnx } = native;
+export const { init, embed, embedSync, isGpu, info, stats, runtimeInfo, exportOnnx, exportRerankerOnnx } = native;
 
 // the option values and the error codes, as string enums (an option also takes the plain string)
 export const AttentionDirection = native.AttentionDirection;

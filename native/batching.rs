@@ -10,6 +10,8 @@ pub struct Batch {
     pub lengths: Vec<usize>,
     pub input_ids: Vec<i64>,
     pub attention_mask: Vec<i64>,
+    /// Each token's segment (`[rows.len(), seq]`), for a model that reads them; empty: all 0.
+    pub token_types: Vec<i64>,
     /// The value of a model's `task_id` input (the adapter), when it has one.
     pub task: Option<i64>,
 }
@@ -55,8 +57,23 @@ pub fn assemble(ids: &[Vec<u32>], rows: Vec<usize>) -> Batch {
         lengths,
         input_ids,
         attention_mask,
+        token_types: Vec::new(),
         task: None,
     }
+}
+
+/// `assemble`, with each row's token types (`types[r]` as long as `ids[r]`) padded as its ids.
+pub fn assemble_typed(ids: &[Vec<u32>], types: &[Vec<u8>], rows: Vec<usize>) -> Batch {
+    let mut batch = assemble(ids, rows);
+    let mut token_types = vec![0i64; batch.input_ids.len()];
+    for (b, &r) in batch.rows.iter().enumerate() {
+        let start = b * batch.seq;
+        for (t, &kind) in types[r].iter().enumerate() {
+            token_types[start + t] = i64::from(kind);
+        }
+    }
+    batch.token_types = token_types;
+    batch
 }
 
 #[cfg(test)]

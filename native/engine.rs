@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use crate::backend::ort::start::CacheUse;
 use crate::backend::{Backend, Forward};
-use crate::batching::{assemble, plan};
+use crate::batching::{assemble_typed, plan};
 use crate::error::{Error, Result};
 use crate::info::{CacheState, Info, ThreadPool};
 use crate::load::{load, Loaded};
 use crate::model::Model;
 use crate::pooling::{l2_normalize, Pooling};
+use crate::rerank::{self, Pairs, RerankHit, RerankOptions};
 use crate::settings::{Precision, Settings, Source, ENV_MAX_LENGTH};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::task::{Chosen, EmbedOptions, TaskRule};
@@ -27,6 +28,8 @@ const GPU_BATCH_TOKENS: usize = 16384;
 
 pub struct Engine {
     tokenizer: TextTokenizer,
+    /// A reranker's pairs: it scores (query, document) pairs and does not embed.
+    pairs: Option<Pairs>,
     backend: Box<dyn Backend>,
     tasks: TaskRule,
     info: Info,
@@ -45,8 +48,17 @@ impl Engine {
     }
 
     pub fn open(path: &Path, settings: &Settings) -> Result<Self> {
+        Engine::open_model(Model::open(path)?, settings)
+    }
+
+    /// A reranker (`Model::open_reranker`), with `options` completed from the environment.
+    pub fn load_reranker(path: &Path, options: &Options) -> Result<Self> {
+        let settings = Settings::from_process(options)?;
+        Engine::open_model(Model::open_reranker(path)?, &settings)
+    }
+
+    fn open_model(model: Model, settings: &Settings) -> Result<Self> {
         crate::memory::keep_large_blocks_mapped();
-        let model = Model::open(path)?;
         let max_length = model.max_length(settings.max_length).map_err(|e| {
             match settings.sources.max_length {
                 Source::Env => Error::Env {
@@ -85,10 +97,22 @@ impl Engine {
         max_length: usize,
     ) -> Result<Self> {
         let dir = &model.dir;
-        let eos = (dir.pooling == Pooling::LastToken)
-            .then(|| model.arch.eos())
-            .flatten();
-        let tokenizer = TextTokenizer::load(&dir.tokenizer_file, max_length, eos)?;
+        let (pairs, tokenizer) = match &model.head {
+            Some(head) => {
+                let (pairs, tokenizer) =
+                    Pairs::load(&dir.tokenizer_file, head.scoring(), max_length)?;
+                (Some(pairs), tokenizer)
+            }
+            None => {
+                let eos = (dir.pooling == Pooling::LastToken)
+                    .then(|| model.arch.eos())
+                    .flatten();
+                (
+                    None,
+                    TextTokenizer::load(&dir.tokenizer_file, max_length, eos)?,
+                )
+            }
+        };
         let backend = loaded.backend;
         let tasks = TaskRule::new(dir, settings, backend.takes_task())?;
         let none = EmbedOptions::default();
@@ -99,7 +123,10 @@ impl Engine {
                 "lists Dense modules, which apply after pooling, but the ONNX file outputs token states, not sentence_embedding: the vectors would lack them. Use its model.safetensors (weights: 'safetensors'), or an ONNX file that outputs sentence_embedding",
             ));
         }
-        let dense_dim = dir.dense.last().map(|d| d.out_features);
+        let dense_dim = match model.head {
+            Some(_) => Some(1),
+            None => dir.dense.last().map(|d| d.out_features),
+        };
         let model_dim = backend
             .dim()
             .or(dense_dim)
@@ -107,6 +134,11 @@ impl Engine {
             .ok_or_else(|| {
                 Error::Internal("neither the backend nor config.json gives the vector size".into())
             })?;
+        if model.head.is_some() && settings.dimensions.is_some() {
+            return Err(Error::Input(
+                "dimensions does not apply to a reranker: it scores pairs, one number each".into(),
+            ));
+        }
         let dim = dimensions(dir, settings.dimensions, model_dim)?;
         let default_tokens = if backend.is_gpu() {
             GPU_BATCH_TOKENS
@@ -126,7 +158,8 @@ impl Engine {
             query_task: query.task,
             document_task: document.task,
             max_length: count(max_length),
-            pooling: dir.pooling,
+            pooling: model.pooling(),
+            head: model.head.as_ref().map(|h| h.describe()),
             attention: model.attention(settings),
             query_prefix: query.prefix,
             document_prefix: document.prefix,
@@ -159,6 +192,7 @@ impl Engine {
         info.set_cache(&loaded.cache);
         Ok(Engine {
             tokenizer,
+            pairs,
             backend,
             tasks,
             info,
@@ -209,29 +243,89 @@ impl Engine {
     }
 
     fn embed_counted(&self, texts: &[String], chosen: &Chosen) -> Result<Vec<f32>> {
+        if self.pairs.is_some() {
+            return Err(Error::Input(format!(
+                "this model is a reranker ({}): it scores (query, document) pairs with rerank(query, documents) and does not embed; embed with an embedding model",
+                self.info.head.as_deref().unwrap_or_default()
+            )));
+        }
         let started = Instant::now();
         let ids = self.tokenizer.encode(texts, &chosen.prefix)?;
+        self.stats.call(
+            texts.len(),
+            ids.iter().map(Vec::len).sum(),
+            started.elapsed(),
+        );
+        let mut vectors = self.run(&ids, &[], chosen.id)?;
+        l2_normalize(&mut vectors, self.dim);
+        Ok(vectors)
+    }
+
+    /// The documents' hits for `query`, best first: a reranker's scores of each (query,
+    /// document) pair, each pair computed as if alone.
+    pub fn rerank(
+        &self,
+        query: &str,
+        docs: &[String],
+        options: &RerankOptions,
+    ) -> Result<Vec<RerankHit>> {
+        let result = self.rerank_counted(query, docs, options);
+        if let Err(e) = &result {
+            self.stats.error(e.to_string());
+        }
+        result
+    }
+
+    fn rerank_counted(
+        &self,
+        query: &str,
+        docs: &[String],
+        options: &RerankOptions,
+    ) -> Result<Vec<RerankHit>> {
+        let pairs = self.pairs.as_ref().ok_or_else(|| {
+            Error::Input("this model embeds and has no head to score pairs with: load a reranker (Reranker.load) to rerank".into())
+        })?;
+        rerank::check(options)?;
+        let started = Instant::now();
+        let instruction = options.instruction.as_deref();
+        let (ids, types): (Vec<_>, Vec<_>) = pairs
+            .encode(&self.tokenizer, query, docs, instruction)?
+            .into_iter()
+            .unzip();
+        self.stats.call(
+            docs.len(),
+            ids.iter().map(Vec::len).sum(),
+            started.elapsed(),
+        );
+        let logits = self.run(&ids, &types, None)?;
+        Ok(rerank::rank(&logits, options))
+    }
+
+    /// `dim` floats for each row of `ids` (with its token types, when given), in order, run in
+    /// length-sorted micro-batches.
+    fn run(&self, ids: &[Vec<u32>], types: &[Vec<u8>], task: Option<i64>) -> Result<Vec<f32>> {
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-        self.stats
-            .call(texts.len(), lengths.iter().sum(), started.elapsed());
-        let mut vectors = vec![0f32; texts.len() * self.dim];
+        let mut out = vec![0f32; ids.len() * self.dim];
         let batches = plan(&lengths, self.batch_tokens);
         let job = Job {
-            ids: &ids,
-            task: chosen.id,
-            vectors: Mutex::new(&mut vectors),
+            ids,
+            types,
+            task,
+            vectors: Mutex::new(&mut out),
         };
         self.backend
             .forward_all(batches, &|rows, forward| self.forward(&job, rows, forward))?;
-        l2_normalize(&mut vectors, self.dim);
-        Ok(vectors)
+        Ok(out)
     }
 
     /// Runs `rows` as one micro-batch into their places in `vectors`; out of memory halves the
     /// micro-batch and tries again, so a call returns every vector or a real error.
     fn forward(&self, job: &Job, rows: Vec<usize>, forward: &Forward) -> Result<()> {
         let (dim, model_dim) = (self.dim, self.model_dim);
-        let mut batch = assemble(job.ids, rows);
+        let mut batch = match job.types.is_empty() {
+            true => crate::batching::assemble(job.ids, rows),
+            false => assemble_typed(job.ids, job.types, rows),
+        };
         batch.task = job.task;
         let mut pooled = vec![0f32; batch.size() * model_dim];
         let started = Instant::now();
@@ -266,6 +360,8 @@ impl Engine {
 /// One call's token ids and the buffer its vectors go to, shared by micro-batches running at once.
 struct Job<'a> {
     ids: &'a [Vec<u32>],
+    /// Each row's token types; empty: all 0.
+    types: &'a [Vec<u8>],
     task: Option<i64>,
     vectors: Mutex<&'a mut Vec<f32>>,
 }

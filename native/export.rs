@@ -2,7 +2,8 @@
 use std::path::Path;
 
 use crate::arch;
-use crate::backend::ort::{graph, runtime};
+use crate::backend::ort::graph::{self, Outputs};
+use crate::backend::ort::runtime;
 use crate::decide::{decide, Machine, Snapshot};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -14,25 +15,34 @@ use crate::weights::Safetensors;
 /// another precision of the graph. The precision is decided as `init` decides it for ONNX
 /// Runtime on the CPU, so a dtype the CPU graph cannot take (bfloat16) is refused, not ignored.
 pub fn export_onnx(path: &Path, file: &Path, options: &Options) -> Result<()> {
+    export(Model::open(path)?, file, options, Outputs::Embeddings)
+}
+
+/// Writes the reranker of `path` as an ONNX file whose output `logits` (`[batch, 1]`) is each
+/// pair's raw score, as transformers' export of a `*ForSequenceClassification` names it (inputs
+/// `input_ids`, `attention_mask`, and `token_type_ids` where the model reads them).
+pub fn export_reranker_onnx(path: &Path, file: &Path, options: &Options) -> Result<()> {
+    export(Model::open_reranker(path)?, file, options, Outputs::Logits)
+}
+
+fn export(model: Model, file: &Path, options: &Options, outputs: Outputs) -> Result<()> {
     let settings = Settings::from_process(options)?;
-    let model = Model::open(path)?;
     let max_length = model.max_length(settings.max_length)?;
     let precision = export_precision(&model, &settings)?;
     let direction = model.attention(&settings);
-    let (mut encoder, weights) = arch::describe(&model.dir, model.arch.as_ref(), direction)?;
+    let head = model.head.as_ref();
+    let (mut encoder, weights) = arch::describe(&model.dir, model.arch.as_ref(), direction, head)?;
     let runtime = runtime::runtime(settings.ort_library.as_deref())?;
-    graph::export(
-        &mut encoder,
-        &weights.source,
-        model.dir.pooling,
-        max_length,
-        graph::Numerics {
+    let export = graph::Export {
+        pooling: model.pooling(),
+        max_positions: max_length,
+        numerics: graph::Numerics {
             precision,
             int8: settings.int8_scheme,
         },
-        &runtime.env,
-        file,
-    )
+        outputs,
+    };
+    graph::export(&mut encoder, &weights.source, export, &runtime.env, file)
 }
 
 fn export_precision(model: &Model, settings: &Settings) -> Result<Precision> {

@@ -49,6 +49,9 @@ pub struct Info {
     pub max_length: u32,
     #[napi(ts_type = "`${Pooling}`")]
     pub pooling: Pooling,
+    /// A reranker's head (`BertForSequenceClassification: pooler dense + tanh on [CLS], …`);
+    /// absent for an embedding model.
+    pub head: Option<String>,
     #[napi(ts_type = "`${AttentionDirection}`")]
     pub attention: AttentionDirection,
     pub query_prefix: String,

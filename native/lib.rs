@@ -17,6 +17,7 @@ pub mod model;
 pub mod model_dir;
 pub mod paths;
 pub mod pooling;
+pub mod rerank;
 pub mod settings;
 pub mod stats;
 pub mod task;

@@ -92,6 +92,10 @@ fn weights_name(model: &Model, settings: &Settings, decision: &Decision) -> Resu
 fn open_weights(model: &Model, settings: &Settings, decision: &Decision) -> Result<WeightsSource> {
     let dir = &model.dir;
     match decision.weights {
+        Weights::Onnx if model.head.is_some() => Err(Error::unsupported(
+            &dir.path,
+            "is loaded as a reranker, which runs from model.safetensors (its head is built with the encoder); use weights: 'safetensors'",
+        )),
         Weights::Onnx => match dir.onnx_file(settings.onnx_file.as_deref()) {
             Ok(file) => Ok(WeightsSource::Onnx(file)),
             // an unknown architecture without ONNX weights: say that ONNX weights are what it needs
@@ -99,7 +103,8 @@ fn open_weights(model: &Model, settings: &Settings, decision: &Decision) -> Resu
         },
         Weights::Safetensors => {
             let direction = model.attention(settings);
-            let (encoder, st) = arch::describe(dir, model.arch.as_ref(), direction)?;
+            let head = model.head.as_ref();
+            let (encoder, st) = arch::describe(dir, model.arch.as_ref(), direction, head)?;
             Ok(WeightsSource::Encoder {
                 encoder: Arc::new(encoder),
                 source: st.source,
@@ -141,6 +146,7 @@ fn start(
         attention: model.attention(settings),
         max_length,
         plan,
+        head: model.head.as_ref().map(|h| h.describe()),
         cache_dir: settings.cache_dir.as_deref(),
     };
     let (backend, cache) = ort_start::start(&how, weights)?;
@@ -164,7 +170,7 @@ fn start_mlx(
     }
     // MLX takes the tensors (a CPU fallback after it reads them again), as the graph builder does
     let spec = Arc::make_mut(encoder).take();
-    let backend = mlx::MlxBackend::load(spec, model.dir.pooling, dtype)?;
+    let backend = mlx::MlxBackend::load(spec, model.pooling(), dtype)?;
     Ok(Box::new(backend))
 }
 

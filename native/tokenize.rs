@@ -2,7 +2,9 @@
 //! no padding (batches pad to their own longest), truncation at `max_length` (never rejection).
 use std::path::Path;
 
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{
+    Encoding, PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
+};
 
 use crate::error::{Error, Result};
 
@@ -16,6 +18,8 @@ pub struct TextTokenizer {
     /// A text longer than this many characters is cut (at a space) before tokenising: the
     /// truncated tokens come from its start, and a huge text would otherwise be tokenised whole.
     max_chars: usize,
+    /// The characters of the vocabulary's longest token.
+    longest: usize,
 }
 
 impl TextTokenizer {
@@ -30,13 +34,31 @@ impl TextTokenizer {
             Some(id) if !ends_with(&inner, id)? => Some(id),
             _ => None,
         };
-        let keep = max_length - usize::from(append.is_some());
+        let longest = inner
+            .get_vocab(true)
+            .keys()
+            .map(|token| token.chars().count())
+            .max()
+            .unwrap_or(1);
+        let tokenizer = TextTokenizer {
+            inner,
+            append,
+            keep: 0,
+            max_chars: 0,
+            longest: longest.max(1),
+        };
+        tokenizer.with_max_length(max_length, path)
+    }
+
+    /// The same tokenizer truncating at `max_length` tokens (`path` names it in errors).
+    pub fn with_max_length(mut self, max_length: usize, path: &Path) -> Result<Self> {
+        let keep = max_length.saturating_sub(usize::from(self.append.is_some()));
         if keep == 0 {
             return Err(Error::Input(format!(
                 "maxLength {max_length} leaves no room for a token before the end-of-sequence token"
             )));
         }
-        inner
+        self.inner
             .with_truncation(Some(TruncationParams {
                 max_length: keep,
                 strategy: TruncationStrategy::LongestFirst,
@@ -49,19 +71,10 @@ impl TextTokenizer {
                     path.display()
                 ))
             })?;
-        let longest = inner
-            .get_vocab(true)
-            .keys()
-            .map(|token| token.chars().count())
-            .max()
-            .unwrap_or(1);
-        Ok(TextTokenizer {
-            inner,
-            append,
-            keep,
-            // twice what `keep` tokens of the vocabulary's longest token can span
-            max_chars: 2 * keep * longest.max(1),
-        })
+        self.keep = keep;
+        // twice what `keep` tokens of the vocabulary's longest token can span
+        self.max_chars = 2 * keep * self.longest;
+        Ok(self)
     }
 
     /// Token ids of each text (with `prefix` in front), special tokens included; encoded in parallel.
@@ -98,12 +111,91 @@ impl TextTokenizer {
             .collect()
     }
 
+    /// Token ids and token types of each (`query`, document) pair, joined by the tokenizer's
+    /// own pair template (BERT's `[CLS] q [SEP] d [SEP]`, XLM-R's `<s> q </s></s> d </s>`) and
+    /// truncated `longest_first` to the maximum length, as sentence-transformers' CrossEncoder
+    /// tokenises. The query is tokenised once. Only on a tokenizer made `for_pairs`.
+    pub fn encode_pairs(&self, query: &str, docs: &[String]) -> Result<Vec<(Vec<u32>, Vec<u8>)>> {
+        let failed = |e: tokenizers::Error| Error::Tokenizer(e.to_string());
+        let whole = &self.inner;
+        if whole.get_truncation().is_some() {
+            return Err(Error::Internal("pairs on a truncating tokenizer".into()));
+        }
+        let query = whole.encode_fast(query, false).map_err(failed)?;
+        let added = whole
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(true));
+        let budget = self.keep.saturating_sub(added);
+        let mut pairs = Vec::with_capacity(docs.len());
+        for chunk in docs.chunks(ENCODE_CHUNK) {
+            let starts: Vec<&str> = chunk.iter().map(|d| cut(d, self.max_chars)).collect();
+            let encodings = whole
+                .encode_batch_fast(starts.clone(), false)
+                .map_err(failed)?;
+            for ((mut doc, start), text) in encodings.into_iter().zip(starts).zip(chunk) {
+                // a cut document that might rank otherwise against the query is encoded whole
+                let short = doc.len() < self.keep || query.len() > budget;
+                if start.len() < text.len() && short {
+                    doc = whole.encode_fast(text.as_str(), false).map_err(failed)?;
+                }
+                let mut query = query.clone();
+                let (q, d) = longest_first(query.len(), doc.len(), budget);
+                query.truncate(q, 0, TruncationDirection::Right);
+                doc.truncate(d, 0, TruncationDirection::Right);
+                let pair = whole.post_process(query, Some(doc), true).map_err(failed)?;
+                pairs.push(ids_and_types(pair));
+            }
+        }
+        Ok(pairs)
+    }
+
+    /// The tokenizer for `encode_pairs`, which truncates pairs itself (`longest_first`).
+    pub fn for_pairs(mut self) -> Result<Self> {
+        self.inner
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(self)
+    }
+
+    /// The token ids of `text` alone, without special tokens (a prompt's fixed parts); at most
+    /// the maximum length of them.
+    pub fn encode_bare(&self, text: &str) -> Result<Vec<u32>> {
+        self.inner
+            .encode_fast(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
     fn encode_one(&self, text: &str) -> Result<Vec<u32>> {
         self.inner
             .encode_fast(text, true)
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| Error::Tokenizer(e.to_string()))
     }
+}
+
+/// How many tokens of a pair's first and second text `longest_first` keeps within `budget`: a
+/// text within its share stays whole and the other takes the rest; else each gets half, the
+/// longer text the odd token. (Python's tokenizers 0.22 and 0.23.3, which sentence-transformers
+/// runs, do this; the Rust crate 0.23.2 gives the odd token to the second text.)
+fn longest_first(first: usize, second: usize, budget: usize) -> (usize, usize) {
+    if first + second <= budget {
+        return (first, second);
+    }
+    let (short, long) = (first.min(second), first.max(second));
+    let mut kept = (short, budget.saturating_sub(short).max(short));
+    if short > budget || kept.0 + kept.1 > budget {
+        kept = (budget / 2, budget / 2 + budget % 2);
+    }
+    match first > second {
+        true => (kept.1.min(long), kept.0),
+        false => (kept.0, kept.1.min(long)),
+    }
+}
+
+fn ids_and_types(e: Encoding) -> (Vec<u32>, Vec<u8>) {
+    let types = e.get_type_ids().iter().map(|&t| u8::from(t != 0)).collect();
+    (e.get_ids().to_vec(), types)
 }
 
 /// Texts tokenised at once (in parallel).
@@ -137,6 +229,26 @@ fn ends_with(tokenizer: &Tokenizer, eos: u32) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::cut;
+
+    #[test]
+    fn longest_first_keeps_the_short_text_and_halves_two_long_ones() {
+        use super::longest_first;
+        assert_eq!(longest_first(5, 10, 20), (5, 10), "both fit");
+        assert_eq!(
+            longest_first(5, 30, 20),
+            (5, 15),
+            "the long one takes the rest"
+        );
+        assert_eq!(longest_first(30, 5, 20), (15, 5));
+        assert_eq!(
+            longest_first(42, 40, 37),
+            (19, 18),
+            "the longer text gets the odd token"
+        );
+        assert_eq!(longest_first(40, 42, 37), (18, 19));
+        assert_eq!(longest_first(40, 40, 37), (18, 19), "equal: the second");
+        assert_eq!(longest_first(12, 30, 20), (10, 10));
+    }
 
     #[test]
     fn long_texts_are_cut_at_whitespace() {

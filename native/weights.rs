@@ -250,12 +250,27 @@ impl Safetensors {
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.tensors.contains_key(&format!("{}{name}", self.prefix))
+        self.has_key(&format!("{}{name}", self.prefix))
+    }
+
+    /// Whether the checkpoint has `key`, a full key (a task head's, outside the encoder's prefix).
+    pub fn has_key(&self, key: &str) -> bool {
+        self.tensors.contains_key(key)
+    }
+
+    /// The key prefix of the encoder's tensors (`bert.`, `model.`, or none).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The tensor `name` (without the checkpoint's key prefix), in the checkpoint's precision.
     pub fn get(&self, name: &str) -> Result<Tensor> {
-        let key = format!("{}{name}", self.prefix);
+        self.get_key(&format!("{}{name}", self.prefix))
+    }
+
+    /// The tensor of the full key `key`.
+    pub fn get_key(&self, key: &str) -> Result<Tensor> {
+        let key = key.to_string();
         let (shard, info) = self
             .tensors
             .get(&key)
@@ -301,13 +316,18 @@ impl Safetensors {
 
     /// `get`, checking the shape against what the config implies.
     pub fn get_shaped(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let tensor = self.get(name)?;
+        self.get_key_shaped(&format!("{}{name}", self.prefix), shape)
+    }
+
+    /// `get_key`, checking the shape against what the config implies.
+    pub fn get_key_shaped(&self, key: &str, shape: &[usize]) -> Result<Tensor> {
+        let tensor = self.get_key(key)?;
         if tensor.shape != shape {
             return Err(Error::model_file(
                 &self.source,
                 format!(
-                    "has {}{name} of shape {:?}, but config.json implies {shape:?}",
-                    self.prefix, tensor.shape
+                    "has {key} of shape {:?}, but config.json implies {shape:?}",
+                    tensor.shape
                 ),
             ));
         }

@@ -192,6 +192,7 @@ impl Architecture for BertConfig {
             attention_scale: Encoder::default_scale(head_dim),
             window: None,
             dense: Vec::new(),
+            type_shift: None,
         })
     }
 }

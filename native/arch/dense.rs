@@ -47,7 +47,11 @@ fn read_one(m: &DenseModule, input: usize) -> Result<Dense> {
         )
     })?;
     let linear = Keys::new(&weights).linear_b("linear", m.out_features, input, m.bias)?;
-    Ok(Dense { linear, act })
+    Ok(Dense {
+        linear,
+        act,
+        norm: None,
+    })
 }
 
 /// The activation a PyTorch module path names (`torch.nn.modules.activation.Tanh`).

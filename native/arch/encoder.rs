@@ -224,11 +224,13 @@ impl Rotary {
     }
 }
 
-/// A sentence-transformers `Dense` module after pooling: `act(x @ weight^T + bias)`.
+/// A sentence-transformers `Dense` module after pooling, `act(x @ weight^T + bias)`, or a
+/// reranker's head layer, which may end in a norm (ModernBERT's prediction head).
 #[derive(Clone)]
 pub struct Dense {
     pub linear: Linear,
     pub act: Activation,
+    pub norm: Option<Norm>,
 }
 
 #[derive(Clone)]
@@ -256,8 +258,12 @@ pub struct Encoder {
     /// A sliding layer's token attends to tokens at most this far away on either side
     /// (ModernBERT: `local_attention / 2`; bidirectional Gemma3: `sliding_window / 2`).
     pub window: Option<usize>,
-    /// The sentence-transformers `Dense` modules after pooling, in order.
+    /// The sentence-transformers `Dense` modules after pooling, in order; a reranker's head
+    /// (its last layer has one output: the score's logit).
     pub dense: Vec<Dense>,
+    /// `[hidden]`: token-type row 1 minus row 0, added to the embeddings of tokens whose type id
+    /// is 1 (a cross-encoder's document); `None` where all tokens are type 0.
+    pub type_shift: Option<Tensor>,
 }
 
 impl Encoder {
@@ -284,6 +290,7 @@ impl Encoder {
             final_norm: self.final_norm.take(),
             rotary: self.rotary.clone(),
             dense: std::mem::take(&mut self.dense),
+            type_shift: self.type_shift.take(),
             ..*self
         }
     }

@@ -249,6 +249,7 @@ impl Architecture for Gemma3Config {
             attention_scale: 1.0 / c.query_pre_attn_scalar.sqrt(),
             window: c.window(),
             dense: Vec::new(),
+            type_shift: None,
         })
     }
 }

@@ -8,6 +8,9 @@ use crate::weights::{Safetensors, Tensor};
 pub struct Keys<'a> {
     weights: &'a Safetensors,
     prefix: String,
+    /// Keys are full keys, not under the checkpoint's encoder prefix (a task head's
+    /// `classifier.weight` beside `bert.`).
+    full: bool,
 }
 
 impl<'a> Keys<'a> {
@@ -15,6 +18,20 @@ impl<'a> Keys<'a> {
         Keys {
             weights,
             prefix: String::new(),
+            full: false,
+        }
+    }
+
+    /// The file that names the weights in errors.
+    pub fn source(&self) -> &'a std::path::Path {
+        &self.weights.source
+    }
+
+    /// Full keys, from the checkpoint's root.
+    pub fn root(weights: &'a Safetensors) -> Keys<'a> {
+        Keys {
+            full: true,
+            ..Keys::new(weights)
         }
     }
 
@@ -23,6 +40,7 @@ impl<'a> Keys<'a> {
         Keys {
             weights: self.weights,
             prefix: self.key(&name.to_string()) + ".",
+            full: self.full,
         }
     }
 
@@ -31,11 +49,25 @@ impl<'a> Keys<'a> {
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.weights.has(&self.key(name))
+        match self.full {
+            true => self.weights.has_key(&self.key(name)),
+            false => self.weights.has(&self.key(name)),
+        }
     }
 
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        self.weights.get_shaped(&self.key(name), shape)
+        match self.full {
+            true => self.weights.get_key_shaped(&self.key(name), shape),
+            false => self.weights.get_shaped(&self.key(name), shape),
+        }
+    }
+
+    /// The tensor `name` in whatever shape it has (a head's label count is read from it).
+    pub fn any_shape(&self, name: &str) -> Result<Tensor> {
+        match self.full {
+            true => self.weights.get_key(&self.key(name)),
+            false => self.weights.get(&self.key(name)),
+        }
     }
 
     /// A PyTorch `nn.Linear` `name` with a bias: `weight` `[out, input]`, `bias` `[out]`.

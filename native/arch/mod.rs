@@ -7,6 +7,7 @@ mod bert;
 mod dense;
 mod encoder;
 mod gemma3;
+mod head;
 mod keys;
 mod modernbert;
 mod nomic_bert;
@@ -24,6 +25,7 @@ use crate::weights::Safetensors;
 
 pub use architecture::Architecture;
 pub use encoder::*;
+pub use head::{HeadPlan, Scoring};
 pub use keys::Keys;
 pub use sizes::Sizes;
 
@@ -109,16 +111,20 @@ fn open_weights(dir: &Path, arch: &dyn Architecture) -> Result<Option<Safetensor
 }
 
 /// The encoder described from `dir`'s weights, attending in `direction`, with the snapshot's
-/// `Dense` modules after pooling.
+/// `Dense` modules after pooling, or a reranker's `head` there.
 pub fn describe(
     dir: &ModelDir,
     arch: &dyn Architecture,
     direction: AttentionDirection,
+    head: Option<&HeadPlan>,
 ) -> Result<(Encoder, Safetensors)> {
     let weights = open_weights(&dir.path, arch)?
         .ok_or_else(|| Error::model_file(&dir.path, "has no model.safetensors"))?;
     let mut encoder = arch.describe(&weights, direction)?;
-    encoder.dense = dense::read(&dir.dense, encoder.hidden)?;
+    match head {
+        Some(head) => head.attach(&mut encoder, &weights)?,
+        None => encoder.dense = dense::read(&dir.dense, encoder.hidden)?,
+    }
     Ok((encoder, weights))
 }
 

@@ -187,6 +187,7 @@ impl Architecture for ModernBertConfig {
             attention_scale: Encoder::default_scale(head_dim),
             window: Some(c.local_attention / 2),
             dense: Vec::new(),
+            type_shift: None,
         })
     }
 }

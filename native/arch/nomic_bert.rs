@@ -134,6 +134,7 @@ impl Architecture for NomicBertConfig {
             attention_scale: Encoder::default_scale(head_dim),
             window: None,
             dense: Vec::new(),
+            type_shift: None,
         })
     }
 }

@@ -174,6 +174,7 @@ impl Architecture for QwenConfig {
             attention_scale: Encoder::default_scale(c.head_dim()),
             window: None,
             dense: Vec::new(),
+            type_shift: None,
         })
     }
 }

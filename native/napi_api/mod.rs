@@ -3,6 +3,7 @@
 //! off the JS thread, turn every failure (panics included) into an `Error` whose `code` names
 //! its kind. Options, `ModelInfo` and `ModelStats` are the engine's own types.
 mod read;
+mod reranker;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -41,6 +42,28 @@ impl Slot {
 
     fn take(&self) -> EngineResult<Option<Arc<Engine>>> {
         Ok(self.engine.write().map_err(|_| poisoned())?.take())
+    }
+
+    // What a model class answers of its engine, the same for an embedder and a reranker.
+
+    fn info(&self, env: &Env) -> Result<Info> {
+        self.get()
+            .map(|e| e.info().clone())
+            .map_err(|e| js_error(env, e))
+    }
+
+    fn is_gpu(&self) -> bool {
+        self.get().is_ok_and(|e| e.is_gpu())
+    }
+
+    fn stats(&self, env: &Env) -> Result<StatsSnapshot> {
+        self.get().map(|e| e.stats()).map_err(|e| js_error(env, e))
+    }
+
+    fn close(&self) -> AsyncTask<CloseTask> {
+        AsyncTask::new(CloseTask {
+            engine: self.take(),
+        })
     }
 }
 
@@ -365,13 +388,28 @@ pub fn export_onnx(
     file: String,
     options: Option<Unknown>,
 ) -> AsyncTask<ExportTask> {
-    let job = read::model_dir(model_dir)
-        .and_then(|dir| Ok((dir, PathBuf::from(file), read::options(&env, options)?)));
-    AsyncTask::new(ExportTask { job })
+    ExportTask::new(&env, model_dir, file, options, crate::export::export_onnx)
 }
+
+type Export = fn(&std::path::Path, &std::path::Path, &Options) -> crate::error::Result<()>;
 
 pub struct ExportTask {
     job: EngineResult<(PathBuf, PathBuf, Options)>,
+    export: Export,
+}
+
+impl ExportTask {
+    fn new(
+        env: &Env,
+        model_dir: Unknown,
+        file: String,
+        options: Option<Unknown>,
+        export: Export,
+    ) -> AsyncTask<ExportTask> {
+        let job = read::model_dir(model_dir)
+            .and_then(|dir| Ok((dir, PathBuf::from(file), read::options(env, options)?)));
+        AsyncTask::new(ExportTask { job, export })
+    }
 }
 
 impl Task for ExportTask {
@@ -380,9 +418,7 @@ impl Task for ExportTask {
 
     fn compute(&mut self) -> Result<Self::Output> {
         let job = std::mem::replace(&mut self.job, Err(ran_twice()));
-        Ok(job.and_then(|(dir, file, options)| {
-            guarded(|| crate::export::export_onnx(&dir, &file, &options))
-        }))
+        Ok(job.and_then(|(dir, file, options)| guarded(|| (self.export)(&dir, &file, &options))))
     }
 
     fn resolve(&mut self, env: Env, output: Self::Output) -> Result<Self::JsValue> {

@@ -88,31 +88,54 @@ fn check_name<T: Choice>(object: &Object, key: &str) -> EngineResult<()> {
 }
 
 pub fn texts(texts: Unknown) -> EngineResult<Vec<String>> {
-    let refused = |e: Error| EngineError::Input(format!("embed(texts): {}", e.reason));
-    if !texts.is_array().map_err(refused)? {
+    strings(texts, "embed(texts)", "texts")
+}
+
+/// A reranker's documents: an array of strings.
+pub fn documents(documents: Unknown) -> EngineResult<Vec<String>> {
+    strings(documents, "rerank(query, documents)", "documents")
+}
+
+/// A reranker's query: a string.
+pub fn query(query: Unknown) -> EngineResult<String> {
+    let refused = |e: Error| EngineError::Input(format!("rerank(query, documents): {}", e.reason));
+    match query.get_type().map_err(refused)? {
+        // SAFETY: the value was just checked to be a string.
+        ValueType::String => unsafe { query.cast::<String>() }.map_err(refused),
+        other => Err(EngineError::Input(format!(
+            "rerank(query, documents): query must be a string, got {}",
+            type_name(other)
+        ))),
+    }
+}
+
+/// An array of strings, the argument `name` of `call`.
+fn strings(value: Unknown, call: &str, name: &str) -> EngineResult<Vec<String>> {
+    let refused = |e: Error| EngineError::Input(format!("{call}: {}", e.reason));
+    if !value.is_array().map_err(refused)? {
         return Err(EngineError::Input(format!(
-            "embed(texts): texts must be an array of strings, got {}",
-            type_name(texts.get_type().map_err(refused)?)
+            "{call}: {name} must be an array of strings, got {}",
+            type_name(value.get_type().map_err(refused)?)
         )));
     }
     // SAFETY: the value was just checked to be an array.
-    let array: Array = unsafe { texts.cast() }.map_err(refused)?;
+    let array: Array = unsafe { value.cast() }.map_err(refused)?;
     (0..array.len())
         .map(|i| {
             let unreadable = |e: Error| {
                 EngineError::Input(format!(
-                    "embed(texts): texts[{i}] could not be read ({})",
+                    "{call}: {name}[{i}] could not be read ({})",
                     e.reason
                 ))
             };
             let item: Unknown = array.get(i).map_err(unreadable)?.ok_or_else(|| {
-                EngineError::Input("embed(texts): the array changed while read".into())
+                EngineError::Input(format!("{call}: the array changed while read"))
             })?;
             match item.get_type().map_err(refused)? {
                 // SAFETY: the item was just checked to be a string.
                 ValueType::String => unsafe { item.cast::<String>() }.map_err(refused),
                 other => Err(EngineError::Input(format!(
-                    "embed(texts): texts[{i}] is {}, expected a string",
+                    "{call}: {name}[{i}] is {}, expected a string",
                     type_name(other)
                 ))),
             }

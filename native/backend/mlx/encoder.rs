@@ -30,10 +30,11 @@ struct Norm {
 
 type Layer = arch::Layer<Linear, Norm>;
 
-/// A sentence-transformers `Dense` module after pooling.
+/// A sentence-transformers `Dense` module (or a reranker's head layer) after pooling.
 struct Dense {
     linear: Linear,
     act: Activation,
+    norm: Option<Norm>,
 }
 
 pub struct Encoder {
@@ -52,6 +53,8 @@ pub struct Encoder {
     attention_scale: f32,
     window: Option<usize>,
     dense: Vec<Dense>,
+    /// `[hidden]`, added where a token's type is 1 (a cross-encoder's document).
+    type_shift: Option<Array>,
     pooling: Pooling,
     dtype: Dtype,
 }
@@ -69,6 +72,8 @@ pub struct Tokens<'a> {
     pub seq: usize,
     pub input_ids: &'a [i64],
     pub attention_mask: &'a [i64],
+    /// Each token's segment; empty: all 0.
+    pub token_types: &'a [i64],
 }
 
 impl Encoder {
@@ -100,11 +105,18 @@ impl Encoder {
                 .iter()
                 .map(|d| {
                     Ok(Dense {
-                        linear: to_linear(&d.linear, dtype)?,
+                        // float32, as the pooled vector it follows (and as the ONNX graph does)
+                        linear: to_linear(&d.linear, Dtype::Float32)?,
                         act: d.act,
+                        norm: d
+                            .norm
+                            .as_ref()
+                            .map(|n| to_norm(n, Dtype::Float32))
+                            .transpose()?,
                     })
                 })
                 .collect::<Result<_>>()?,
+            type_shift: spec.type_shift.as_ref().map(array).transpose()?,
             pooling,
             dtype,
         })
@@ -128,7 +140,7 @@ impl Encoder {
             _ => None,
         };
         let keep = Keep { full: keep, window };
-        let mut x = self.embed(&ids, tokens.seq)?;
+        let mut x = self.embed(&ids, tokens)?;
         for layer in &self.layers {
             x = match self.residual {
                 Residual::PostNorm => self.post_norm_layer(layer, &x, tokens, &keep)?,
@@ -138,18 +150,25 @@ impl Encoder {
         if let Some(n) = &self.final_norm {
             x = norm(&x, n)?;
         }
-        let mut pooled = self.pool(&x, tokens)?;
+        let pooled = self.pool(&x, tokens)?;
+        let mut pooled = pooled.as_dtype(Dtype::Float32)?;
         for d in &self.dense {
             pooled = activate(&linear(&pooled, &d.linear)?, d.act)?;
+            pooled = maybe_norm(pooled, d.norm.as_ref())?;
         }
-        let pooled = pooled.as_dtype(Dtype::Float32)?;
         pooled.eval()?;
         Ok(pooled.as_slice::<f32>().to_vec())
     }
 
     /// `[rows * seq, hidden]`
-    fn embed(&self, ids: &Array, seq: usize) -> Result<Array> {
+    fn embed(&self, ids: &Array, tokens: &Tokens) -> Result<Array> {
+        let seq = tokens.seq;
         let mut x = take_axis(&self.word_embeddings, ids, 0)?;
+        if let (Some(shift), false) = (&self.type_shift, tokens.token_types.is_empty()) {
+            let types: Vec<f32> = tokens.token_types.iter().map(|&t| t as f32).collect();
+            let types = Array::from_slice(&types, &[types.len() as i32, 1]).as_dtype(self.dtype)?;
+            x = x.add(&multiply(&types, shift)?)?;
+        }
         if let Some(table) = &self.position_embeddings {
             let positions = Array::from_iter(0..seq as i32, &[seq as i32]);
             let positions = take_axis(table, &positions, 0)?;

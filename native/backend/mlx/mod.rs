@@ -22,6 +22,7 @@ struct Job {
     seq: usize,
     input_ids: Vec<i64>,
     attention_mask: Vec<i64>,
+    token_types: Vec<i64>,
     reply: Sender<Result<Vec<f32>>>,
 }
 
@@ -97,6 +98,7 @@ fn serve(encoder: &Encoder, queue: Receiver<Job>) {
             seq: job.seq,
             input_ids: &job.input_ids,
             attention_mask: &job.attention_mask,
+            token_types: &job.token_types,
         };
         let result = encoder
             .forward(&tokens)
@@ -128,6 +130,7 @@ impl Backend for MlxBackend {
             seq: batch.seq,
             input_ids: batch.input_ids.clone(),
             attention_mask: batch.attention_mask.clone(),
+            token_types: batch.token_types.clone(),
             reply,
         };
         let sent = self

@@ -133,6 +133,9 @@ impl OrtBackend {
                 let (shape, values) = match kind {
                     InputKind::Ids => (shape.to_vec(), batch.input_ids.clone()),
                     InputKind::Mask => (shape.to_vec(), batch.attention_mask.clone()),
+                    InputKind::TokenTypes if !batch.token_types.is_empty() => {
+                        (shape.to_vec(), batch.token_types.clone())
+                    }
                     InputKind::TokenTypes => (shape.to_vec(), vec![0; batch.input_ids.len()]),
                     InputKind::Positions => (shape.to_vec(), positions(batch)),
                     InputKind::Task { rank } => {

@@ -44,6 +44,8 @@ pub struct Start<'a> {
     pub attention: AttentionDirection,
     pub max_length: usize,
     pub plan: SessionPlan,
+    /// A reranker's head (`HeadPlan::describe`): the graph ends in it instead of the vector.
+    pub head: Option<String>,
     /// The graph cache's folder; `None`: turned off.
     pub cache_dir: Option<&'a Path>,
 }
@@ -148,6 +150,11 @@ fn fingerprint(s: &Start) -> Result<Fingerprint> {
     f.add("pooling", s.facts.pooling.name().as_bytes());
     f.add("max_length", s.max_length.to_string().as_bytes());
     f.add("attention", s.attention.name().as_bytes());
+    if let Some(head) = &s.head {
+        // a judge's head holds the rows of its tokens: the tokenizer decides them
+        f.add("head", head.as_bytes());
+        f.add_file(&s.snapshot.join("tokenizer.json"))?;
+    }
     f.add("ort", s.runtime.version.as_bytes());
     f.add("cpu", crate::cpu::features().as_bytes());
     if s.plan.precision == Some(Precision::Int8) {

@@ -10,7 +10,9 @@ use ort::operator::Attribute;
 use super::activation::{activate, floor};
 use super::int8::Int8;
 use super::masks::Masks;
-use super::plumbing::{float_outlet, int64_matrix, Builder, FLOAT, OUTPUT, TOKEN_STATES};
+use super::plumbing::{
+    float_outlet, int64_matrix, Builder, FLOAT, LOGITS, OUTPUT, TOKEN_STATES, TOKEN_TYPES,
+};
 use super::pool::{l2_normalize, pool};
 use super::rope::{self, RopeTables};
 use super::rules::{Numerics, Projection, Rule};
@@ -18,15 +20,27 @@ use crate::arch::{Dense, Encoder, FeedForward, Layer, Linear, Residual};
 use crate::error::Result;
 use crate::pooling::Pooling;
 
-/// With `export`, the graph of a file for other runtimes: its `sentence_embedding` normalised
-/// and the final token states as `last_hidden_state` (`[batch, sequence, hidden]`), as their
-/// feature-extraction pipelines expect. Takes the encoder's tensors as it goes (each layer is
+/// What the graph outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outputs {
+    /// `sentence_embedding`, not normalised (the engine normalises): a session's.
+    Session,
+    /// A file for other runtimes: `sentence_embedding` normalised and the final token states as
+    /// `last_hidden_state` (`[batch, sequence, hidden]`), as their feature-extraction pipelines
+    /// expect.
+    Embeddings,
+    /// A reranker's file: its head's raw score as `logits` (`[batch, 1]`), as transformers'
+    /// export of a `*ForSequenceClassification` names it.
+    Logits,
+}
+
+/// The graph of `encoder` with `outputs`. Takes the encoder's tensors as it goes (each layer is
 /// released once it is in the graph), so that the weights are not held twice.
 pub fn model(
     encoder: &mut Encoder,
     pooling: Pooling,
     max_positions: usize,
-    export: bool,
+    outputs: Outputs,
     numerics: Numerics,
 ) -> Result<Model> {
     let half = numerics.half();
@@ -62,15 +76,19 @@ pub fn model(
     for dense in std::mem::take(&mut encoder.dense) {
         pooled = g.dense(&pooled, &dense)?;
     }
-    let mut outputs = vec![float_outlet(OUTPUT, &["batch"], Some(dim))];
-    if export {
+    let name = match outputs {
+        Outputs::Logits => LOGITS,
+        _ => OUTPUT,
+    };
+    let mut outlets = vec![float_outlet(name, &["batch"], Some(dim))];
+    if outputs == Outputs::Embeddings {
         pooled = l2_normalize(&mut g.b, &pooled)?;
         g.b.identity(&x, TOKEN_STATES)?;
         let hidden = Some(encoder.hidden);
-        outputs.push(float_outlet(TOKEN_STATES, &["batch", "sequence"], hidden));
+        outlets.push(float_outlet(TOKEN_STATES, &["batch", "sequence"], hidden));
     }
-    g.b.identity(&pooled, OUTPUT)?;
-    g.b.finish(outputs)
+    g.b.identity(&pooled, name)?;
+    g.b.finish(outlets)
 }
 
 /// The transformer's graph as it is built: the builder, the values every layer reads, and the
@@ -93,7 +111,10 @@ impl Emitter {
         max_positions: usize,
         wide_softmax: bool,
     ) -> Result<Self> {
-        let inputs = vec![int64_matrix("input_ids"), int64_matrix("attention_mask")];
+        let mut inputs = vec![int64_matrix("input_ids"), int64_matrix("attention_mask")];
+        if e.type_shift.is_some() {
+            inputs.push(int64_matrix(TOKEN_TYPES));
+        }
         let mut b = Builder::new(inputs, numerics.half())?;
         let half_bias = numerics.half() && !wide_softmax;
         let masks = Masks::new(&mut b, e, max_positions, half_bias)?;
@@ -144,6 +165,15 @@ impl Emitter {
             let table = self.b.tensor("position_embeddings", positions)?;
             let here = self.b.first_rows(&table, &self.masks.seq_len)?;
             x = self.b.op("Add", &[&x, &here], vec![])?;
+        }
+        if let Some(shift) = &e.type_shift {
+            // row 0 is in the word table already; a type-1 token adds row 1 - row 0
+            let shift = self.b.tensor("type_shift", shift)?;
+            let types = self.b.cast(TOKEN_TYPES, self.b.float_type())?;
+            let axis = self.b.ints("axes", &[2])?;
+            let types = self.b.op("Unsqueeze", &[&types, &axis], vec![])?;
+            let shifted = self.b.op("Mul", &[&types, &shift], vec![])?;
+            x = self.b.op("Add", &[&x, &shifted], vec![])?;
         }
         match &e.embedding_norm {
             Some(norm) => self.norm(&x, norm),
@@ -252,7 +282,8 @@ impl Emitter {
         }
     }
 
-    /// A sentence-transformers `Dense` module on the pooled float32 vectors, in float32.
+    /// A sentence-transformers `Dense` module (or a reranker's head layer) on the pooled
+    /// float32 vectors, in float32.
     fn dense(&mut self, x: &str, dense: &Dense) -> Result<String> {
         let w = dense.linear.weight.transposed();
         let weight = self.b.initializer("dense_weight", &w.shape, &w.f32())?;
@@ -261,6 +292,11 @@ impl Emitter {
             let bias = self.b.initializer("dense_bias", &bias.shape, &bias.f32())?;
             y = self.b.op("Add", &[&y, &bias], vec![])?;
         }
-        activate(&mut self.b, &y, dense.act)
+        let y = activate(&mut self.b, &y, dense.act)?;
+        match &dense.norm {
+            // float32 here even in a half-precision graph, as the pooled vector is
+            Some(norm) => self.norm_of(&y, norm, true),
+            None => Ok(y),
+        }
     }
 }

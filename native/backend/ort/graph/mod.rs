@@ -20,6 +20,7 @@ use crate::arch::Encoder;
 use crate::error::{Error, Result};
 use crate::pooling::Pooling;
 
+pub use emit::Outputs;
 pub use plumbing::OUTPUT;
 pub use rules::Numerics;
 
@@ -33,23 +34,36 @@ pub fn session(
     numerics: Numerics,
     builder: &SessionBuilder,
 ) -> Result<Session> {
-    let model = emit::model(encoder, pooling, max_positions, false, numerics)?;
+    let model = emit::model(encoder, pooling, max_positions, Outputs::Session, numerics)?;
     into_session(model, source, builder)
 }
 
-/// Writes the graph, its output normalised, with `last_hidden_state` as a second output and no
-/// runtime-specific fusions, as an ONNX file that other runtimes load (`Precision::Int8` uses
-/// ONNX Runtime's contrib operators, so only ONNX Runtime runs it).
+/// What an exported file holds besides the weights.
+pub struct Export {
+    pub pooling: Pooling,
+    pub max_positions: usize,
+    pub numerics: Numerics,
+    /// `Embeddings` or `Logits`.
+    pub outputs: Outputs,
+}
+
+/// Writes the graph as `export` says, with no runtime-specific fusions, as an ONNX file that
+/// other runtimes load (`Precision::Int8` uses ONNX Runtime's contrib operators, so only ONNX
+/// Runtime runs it).
 pub fn export(
     encoder: &mut Encoder,
     source: &Path,
-    pooling: Pooling,
-    max_positions: usize,
-    numerics: Numerics,
+    export: Export,
     env: &ort::environment::Environment,
     file: &Path,
 ) -> Result<()> {
-    let model = emit::model(encoder, pooling, max_positions, true, numerics)?;
+    let model = emit::model(
+        encoder,
+        export.pooling,
+        export.max_positions,
+        export.outputs,
+        export.numerics,
+    )?;
     let builder = ort::session::Session::builder(env)?
         .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Disable)?
         .with_optimized_model_path(file)?;

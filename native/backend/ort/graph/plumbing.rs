@@ -14,8 +14,12 @@ use crate::weights::{Tensor, Values};
 const OPSET: u32 = 17;
 /// The pooled vectors, `[batch, hidden]`.
 pub const OUTPUT: &str = "sentence_embedding";
+/// A reranker's raw scores, `[batch, 1]` (exported files only).
+pub const LOGITS: &str = "logits";
 /// The final token states, `[batch, sequence, hidden]` (exported files only).
 pub const TOKEN_STATES: &str = "last_hidden_state";
+/// A cross-encoder's segment of each token (0: query, 1: document), `[batch, sequence]`.
+pub const TOKEN_TYPES: &str = "token_type_ids";
 /// ONNX's TensorProto data types, for Cast.
 pub const FLOAT: i64 = 1;
 pub const FLOAT16: i64 = 10;
@@ -231,6 +235,15 @@ impl Builder {
     pub(super) fn first_rows(&mut self, table: &str, count: &str) -> Result<String> {
         let zero = self.ints("zero", &[0])?;
         self.op("Slice", &[table, &zero, count, &zero], vec![])
+    }
+
+    /// The data type of the graph's float activations.
+    pub(super) fn float_type(&self) -> i64 {
+        if self.half {
+            FLOAT16
+        } else {
+            FLOAT
+        }
     }
 
     pub(super) fn cast(&mut self, x: &str, to: i64) -> Result<String> {

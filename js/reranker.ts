@@ -1,0 +1,73 @@
+// Reranking: a cross-encoder or a Qwen3-Reranker judge scores (query, document) pairs, so that a
+// search can order its best vector hits by relevance.
+import type * as Native from '../index';
+import type { InitOptions, ModelInfo, ModelStats, RerankHit, RerankOptions } from '../index';
+import { native } from './binding';
+import { CodedError } from './errors';
+import { resolveModel } from './hub';
+
+export type { RerankHit, RerankOptions };
+
+/** A reranker's snapshot: a folder, or a hub id (`BAAI/bge-reranker-v2-m3`) in the Hugging Face cache. */
+export interface RerankerSource {
+  modelDir?: string;
+  model?: string;
+  /** The revision of `model` (default `main`). */
+  revision?: string;
+}
+
+/** A cross-encoder (`*ForSequenceClassification`, one label) or a Qwen3-Reranker judge, loaded once. */
+export class Reranker {
+  private constructor(
+    private readonly model: Native.RerankerModel,
+    /** The snapshot folder loaded. */
+    readonly modelDir: string,
+  ) {}
+
+  /** Loads `source` (a folder or hub id, or `{ modelDir }` / `{ model, revision }`) with the embedding model's options. */
+  static async load(source: string | RerankerSource, options: InitOptions = {}): Promise<Reranker> {
+    const folder = rerankerFolder(source);
+    return new Reranker(await native.RerankerModel.load(folder, options), folder);
+  }
+
+  /**
+   * The documents' hits for `query`, best first: `{ index, score }` with `index` the document's
+   * place in `documents` and `score` the sigmoid of the model's logit (`rawScores: true`: the
+   * logit). `topK`: only the best K; `instruction`: a judge's task (Qwen3-Reranker).
+   */
+  rerank(query: string, documents: string[], options: RerankOptions = {}): Promise<RerankHit[]> {
+    if (options.topK !== undefined && typeof options.topK !== 'number') {
+      return Promise.reject(new CodedError('ERR_INPUT', `topK must be a positive integer (how many of the best documents to return), got ${typeof options.topK}`));
+    }
+    return this.model.rerank(query, documents, options);
+  }
+
+  info(): ModelInfo {
+    return this.model.info();
+  }
+
+  isGpu(): boolean {
+    return this.model.isGpu();
+  }
+
+  stats(): ModelStats {
+    return this.model.stats();
+  }
+
+  /** Frees the model; later calls say to load it again. */
+  close(): Promise<void> {
+    return this.model.close();
+  }
+}
+
+function rerankerFolder(source: string | RerankerSource): string {
+  if (typeof source === 'string') return resolveModel(source);
+  if (source === null || typeof source !== 'object') {
+    throw new CodedError('ERR_INPUT', `Reranker.load: give a folder, a hub id or { modelDir } / { model }, got ${source === null ? 'null' : typeof source}`);
+  }
+  const { modelDir, model, revision } = source;
+  if ((modelDir === undefined) === (model === undefined)) {
+    throw new CodedError('ERR_INPUT', 'Reranker.load: give exactly one of modelDir and model');
+  }
+  return modelDir ?? resolveModel(model!, { revision });
+}
