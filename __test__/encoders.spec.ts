@@ -3,10 +3,9 @@
 // for the fixtures of tests/fixtures (scripts/make-encoder-fixtures.py; tests/encoders.rs holds
 // the same fixtures to them from Rust, with a mutation each).
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { Embedder, exportOnnx, Model } from '../js';
-import { cosine, MINILM, ROOT } from './helpers';
+import { cosine, fixtureCopy, MINILM } from './helpers';
 
 interface Reference {
   texts: string[];
@@ -20,13 +19,7 @@ afterAll(() => scratch.forEach((d) => fs.rmSync(d, { recursive: true, force: tru
 
 /** The fixture in a folder of its own with MiniLM's tokenizer beside it, and its reference. */
 function fixture(name: string): { dir: string; reference: Reference } {
-  const from = path.join(ROOT, 'tests', 'fixtures', name);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ssn-${name}-`));
-  scratch.push(dir);
-  fs.cpSync(from, dir, { recursive: true });
-  fs.copyFileSync(path.join(MINILM, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
-  const reference = JSON.parse(fs.readFileSync(path.join(from, 'reference.json'), 'utf8')) as Reference;
-  return { dir, reference };
+  return fixtureCopy<Reference>(name, path.join(MINILM, 'tokenizer.json'), scratch);
 }
 
 function expectClose(label: string, ours: Float32Array[] | number[][], theirs: number[][]): void {

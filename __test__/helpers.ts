@@ -186,3 +186,16 @@ export function codeOf(f: () => unknown): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * A fixture of tests/fixtures in a temporary folder (pushed on `scratch`, for the caller's
+ * afterAll) with `tokenizer` beside it (fixtures hold none), and its reference.json parsed.
+ */
+export function fixtureCopy<T>(name: string, tokenizer: string, scratch: string[]): { dir: string; reference: T } {
+  const from = path.join(ROOT, 'tests', 'fixtures', name);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ssn-${name}-`));
+  scratch.push(dir);
+  fs.cpSync(from, dir, { recursive: true });
+  fs.copyFileSync(tokenizer, path.join(dir, 'tokenizer.json'));
+  return { dir, reference: JSON.parse(fs.readFileSync(path.join(from, 'reference.json'), 'utf8')) as T };
+}

@@ -68,7 +68,7 @@ packable('a fresh install from the packed packages', () => {
     expect(main.files.sort()).toEqual([
       'LICENSE',
       'README.md',
-      ...['binding', 'cli', 'embedder', 'errors', 'hub', 'index'].flatMap((n) => [`dist/${n}.d.ts`, `dist/${n}.js`]),
+      ...['binding', 'cli', 'embedder', 'errors', 'hub', 'index', 'reranker'].flatMap((n) => [`dist/${n}.d.ts`, `dist/${n}.js`]),
       'index.d.ts',
       'index.js',
       'package.json',
@@ -91,19 +91,21 @@ packable('a fresh install from the packed packages', () => {
     }
   });
 
-  it('runs from TypeScript compiled with --strict, with no Rust, giving the repo build\'s vectors', async () => {
+  it('runs from TypeScript compiled with --strict, with no Rust, giving the repo build\'s vectors and reranker hits', async () => {
     npm(['install', '--no-audit', '--no-fund', `typescript@${devVersion('typescript')}`, `@types/node@${devVersion('@types/node')}`]);
     fs.writeFileSync(
       path.join(project, 'main.ts'),
-      `import { Embedder } from 'semantic-search-native';
+      `import { Embedder, RerankHit } from 'semantic-search-native';
 import * as fs from 'fs';
 
 async function main(): Promise<void> {
-  const [modelDir, texts, out] = process.argv.slice(2);
-  const embedder = new Embedder({ modelDir, backend: 'cpu', weights: 'safetensors', cache: false });
+  const [modelDir, texts, out, reranker] = process.argv.slice(2);
+  const embedder = new Embedder({ modelDir, reranker, backend: 'cpu', weights: 'safetensors', cache: false });
   await embedder.init();
-  const vectors: number[][] = await embedder.embed(JSON.parse(fs.readFileSync(texts, 'utf8')));
-  fs.writeFileSync(out, JSON.stringify({ vectors, info: embedder.info() }));
+  const documents: string[] = JSON.parse(fs.readFileSync(texts, 'utf8'));
+  const vectors: number[][] = await embedder.embed(documents);
+  const hits: RerankHit[] = await embedder.rerank('read a file line by line', documents, { topK: 3 });
+  fs.writeFileSync(out, JSON.stringify({ vectors, hits, info: embedder.info() }));
   await embedder.close();
 }
 
@@ -115,13 +117,18 @@ main().catch((e: Error) => {
     );
     run(process.execPath, [path.join(project, 'node_modules', 'typescript', 'bin', 'tsc'), '--strict', '--target', 'es2020', '--module', 'commonjs', 'main.ts']);
     fs.writeFileSync(path.join(project, 'texts.json'), JSON.stringify(TEXTS));
-    run(process.execPath, ['main.js', modelDir, 'texts.json', 'out.json']);
+    const reranker = path.join(project, 'reranker');
+    fs.cpSync(path.join(ROOT, 'tests', 'fixtures', 'rerank-bert'), reranker, { recursive: true });
+    fs.copyFileSync(path.join(modelDir, 'tokenizer.json'), path.join(reranker, 'tokenizer.json'));
+    run(process.execPath, ['main.js', modelDir, 'texts.json', 'out.json', reranker]);
     const installed = JSON.parse(fs.readFileSync(path.join(project, 'out.json'), 'utf8'));
 
     expect(installed.info.ortLibrary).toBe(path.join(fs.realpathSync(project), 'node_modules', PLATFORM, HERE.lib));
-    const repo = new Embedder({ modelDir, backend: 'cpu', weights: 'safetensors', cache: false });
+    const repo = new Embedder({ modelDir, reranker, backend: 'cpu', weights: 'safetensors', cache: false });
     await repo.init();
     expect(installed.vectors).toEqual(await repo.embed(TEXTS));
+    expect(installed.hits).toHaveLength(3);
+    expect(installed.hits).toEqual(await repo.rerank('read a file line by line', TEXTS, { topK: 3 }));
     await repo.close();
   });
 

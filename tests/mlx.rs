@@ -296,3 +296,35 @@ fn encoder_fixtures_on_mlx_match_pytorch_and_the_ort_graph() {
         1e-4,
     );
 }
+
+/// The reranker fixtures (BERT, XLM-R, ModernBERT cross-encoders, the Qwen3 judge) on MLX,
+/// against PyTorch and the ONNX Runtime graph; float16 against float32.
+#[test]
+fn rerankers_on_mlx_match_pytorch_and_the_ort_graph() {
+    use common::rerankers::{logits, reranker, worst, Fixture};
+    for name in [
+        "rerank-bert",
+        "rerank-xlm-roberta",
+        "rerank-modernbert",
+        "rerank-qwen3-seq-cls",
+        "rerank-qwen3",
+    ] {
+        let fixture = Fixture::open(name, "mlx");
+        let on_mlx = reranker(&fixture.dir.0, fixture.with_backend("mlx", "float32"));
+        assert_eq!(on_mlx.info().backend, "mlx");
+        let ort = fixture.load("float32");
+        let half = reranker(&fixture.dir.0, fixture.with_backend("mlx", "float16"));
+        let docs = &fixture.reference.docs;
+        for case in &fixture.reference.cases {
+            let instruction = case.instruction.as_deref();
+            let ours = logits(&on_mlx, &case.query, docs, instruction);
+            let vs_pytorch = worst(&ours, &case.logits);
+            let vs_graph = worst(&ours, &logits(&ort, &case.query, docs, instruction));
+            let vs_half = worst(&logits(&half, &case.query, docs, instruction), &ours);
+            println!("{name} on MLX: max |raw - PyTorch| {vs_pytorch:.2e}, - ORT graph {vs_graph:.2e}, float16 - float32 {vs_half:.2e}");
+            assert!(vs_pytorch <= 1e-4 && vs_graph <= 1e-4, "{name}");
+            // the judge is 8 wide with large weights: float16 rounds a larger share of each sum
+            assert!(vs_half <= 5e-2, "{name} float16");
+        }
+    }
+}

@@ -18,20 +18,10 @@ pub struct Fixture {
 impl Fixture {
     /// `test`: the test's own name for its scratch folder (tests run at once).
     pub fn open(name: &str, test: &str) -> Fixture {
-        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name);
-        let dir = Scratch::new(&format!("encoder-{name}-{test}"));
-        copy_tree(&from, &dir.0);
-        std::fs::copy(
-            minilm_dir().join("tokenizer.json"),
-            dir.0.join("tokenizer.json"),
-        )
-        .expect("tokenizer");
-        let mut reference: serde_json::Map<String, serde_json::Value> = serde_json::from_str(
-            &std::fs::read_to_string(from.join("reference.json")).expect("reference"),
-        )
-        .expect("reference json");
+        let tokenizer = minilm_dir().join("tokenizer.json");
+        let (dir, reference) = copy_fixture(name, &format!("encoder-{name}-{test}"), &tokenizer);
+        let mut reference: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&reference).expect("reference json");
         Fixture {
             texts: take(&mut reference, "texts"),
             ids: take(&mut reference, "ids"),
@@ -64,7 +54,25 @@ fn take<T: serde::de::DeserializeOwned>(
     serde_json::from_value(reference.remove(key).expect(key)).expect(key)
 }
 
-fn copy_tree(from: &Path, to: &Path) {
+/// The fixture `name` of tests/fixtures in a scratch folder `scratch` with `tokenizer` beside it
+/// (fixtures hold no tokenizer), and the text of its `reference.json`.
+pub fn copy_fixture(name: &str, scratch: &str, tokenizer: &Path) -> (Scratch, String) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let dir = Scratch::new(scratch);
+    copy_tree(&from, &dir.0);
+    std::fs::copy(tokenizer, dir.0.join("tokenizer.json")).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the Qwen3 tokenizer comes with `npm ci`, MiniLM's with `npm run fetch-models`)",
+            tokenizer.display()
+        )
+    });
+    let reference = std::fs::read_to_string(from.join("reference.json")).expect("reference");
+    (dir, reference)
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("dir");
     for entry in std::fs::read_dir(from).expect("fixture") {
         let entry = entry.unwrap();

@@ -3,6 +3,7 @@
 pub mod candle;
 pub mod encoders;
 pub mod random;
+pub mod rerankers;
 
 use std::path::{Path, PathBuf};
 
