@@ -270,10 +270,20 @@ impl Safetensors {
 
     /// The tensor of the full key `key`.
     pub fn get_key(&self, key: &str) -> Result<Tensor> {
-        let key = key.to_string();
+        self.read(key, None)
+    }
+
+    /// Row `row` of the 2-D tensor `key`, `[1, columns]`, read alone (two rows of a language
+    /// model's output projection, without the vocabulary's other rows).
+    pub fn get_key_row(&self, key: &str, row: usize) -> Result<Tensor> {
+        self.read(key, Some(row))
+    }
+
+    /// The tensor `key`, or only its row `row`.
+    fn read(&self, key: &str, row: Option<usize>) -> Result<Tensor> {
         let (shard, info) = self
             .tensors
-            .get(&key)
+            .get(key)
             .ok_or_else(|| Error::model_file(&self.source, format!("has no tensor named {key}")))?;
         let shard = &self.shards[*shard];
         let bad = |what: String| Error::model_file(&shard.path, what);
@@ -295,8 +305,21 @@ impl Safetensors {
                 end.saturating_sub(start)
             )));
         }
+        let (skip, count, shape) = match row {
+            None => (0, count, info.shape.clone()),
+            Some(r) => match info.shape[..] {
+                [rows, columns] if r < rows => (r * columns, columns, vec![1, columns]),
+                _ => {
+                    return Err(bad(format!(
+                        "has tensor {key} of shape {:?}, which has no row {r}",
+                        info.shape
+                    )))
+                }
+            },
+        };
         let mut file = File::open(&shard.path).map_err(|e| bad(format!("cannot be read ({e})")))?;
-        file.seek(SeekFrom::Start(shard.data_start + start as u64))
+        let offset = shard.data_start + (start + skip * width) as u64;
+        file.seek(SeekFrom::Start(offset))
             .map_err(|e| bad(format!("cannot be read ({e})")))?;
         // Read a chunk at a time: never the file's bytes and the values together.
         let mut read = |bytes: &mut [u8]| {
@@ -308,10 +331,7 @@ impl Safetensors {
             Dtype::F16 => Values::F16(read_values(count, &mut read, f16::from_le_bytes)?),
             _ => Values::Bf16(read_values(count, &mut read, bf16::from_le_bytes)?),
         };
-        Ok(Tensor {
-            shape: info.shape.clone(),
-            values,
-        })
+        Ok(Tensor { shape, values })
     }
 
     /// `get`, checking the shape against what the config implies.

@@ -131,7 +131,12 @@ fn modernbert_cross_encoder_matches_pytorch_and_cls_pooling_does_not() {
 fn qwen3_sequence_classification_matches_pytorch() {
     let fixture = Fixture::open("rerank-qwen3-seq-cls", "pytorch");
     let engine = check_against_pytorch(&fixture, "Qwen3ForSequenceClassification");
-    assert!(engine.info().head.as_deref().unwrap().contains("score on the last token"));
+    assert!(engine
+        .info()
+        .head
+        .as_deref()
+        .unwrap()
+        .contains("score on the last token"));
 }
 
 #[test]
@@ -293,4 +298,46 @@ fn a_reranker_graph_is_cached_apart_from_the_embedding_graph() {
     let hit = logits(&again, &case.query, docs, None);
     assert_eq!(hit, written, "the cached graph gives the same scores");
     assert!(worst(&hit, &case.logits) <= 1e-4);
+}
+
+/// A judge whose output projection is its own `lm_head.weight` (Qwen3-Reranker-4B and 8B) reads
+/// that tensor's two rows: with `lm_head` the negated embedding table, every raw score is negated.
+#[test]
+fn an_untied_judge_reads_its_lm_head_rows() {
+    use safetensors::tensor::Dtype;
+    let fixture = Fixture::open("rerank-qwen3", "untied");
+    let file = fixture.dir.0.join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    let weights = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = weights
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view
+                .data()
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect();
+            (name, view.shape().to_vec(), values)
+        })
+        .collect();
+    let (_, shape, table) = tensors
+        .iter()
+        .find(|(name, ..)| name == "model.embed_tokens.weight")
+        .cloned()
+        .unwrap();
+    tensors.push((
+        "lm_head.weight".into(),
+        shape,
+        table.iter().map(|v| -v).collect(),
+    ));
+    random::write_safetensors(&file, &tensors, Dtype::F16);
+    let config = fixture.edited("rerank-qwen3-lm-head", "config.json", |c| {
+        c["tie_word_embeddings"] = false.into();
+    });
+    let engine = reranker(&config.0, fixture.options("float32"));
+    let case = &fixture.reference.cases[0];
+    let negated: Vec<f32> = case.logits.iter().map(|l| -l).collect();
+    let ours = logits(&engine, &case.query, &fixture.reference.docs, None);
+    assert!(worst(&ours, &negated) <= 1e-4, "{ours:?} vs {negated:?}");
 }

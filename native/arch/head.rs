@@ -183,11 +183,18 @@ impl HeadPlan {
             }
             Layout::Score => vec![logit(one_label(&root, "score", h, false)?)],
             Layout::YesNo { yes, no, tied } => {
-                let table = match tied {
-                    true => &encoder.word_embeddings,
-                    false => &root.any_shape("lm_head.weight")?,
+                let (yes, no) = match tied {
+                    true => {
+                        let table = &encoder.word_embeddings;
+                        let row = |id| table_row(table, id, &weights.source);
+                        (row(*yes)?, row(*no)?)
+                    }
+                    false => {
+                        let row = |id: &u32| weights.get_key_row("lm_head.weight", *id as usize);
+                        (row(yes)?, row(no)?)
+                    }
                 };
-                vec![logit(judge_row(table, *yes, *no, h, &weights.source)?)]
+                vec![logit(judge_row(&yes, &no, h, &weights.source)?)]
             }
         };
         if self.segments {
@@ -247,26 +254,35 @@ fn one_label(keys: &Keys, name: &str, input: usize, bias: bool) -> Result<Linear
     keys.linear_b(name, 1, input, bias)
 }
 
-/// `row(yes) - row(no)` of the output projection `table` (`[vocab, hidden]`): its product with
-/// the last state is logit(yes) - logit(no), the judge's raw score, without the vocabulary.
-fn judge_row(table: &Tensor, yes: u32, no: u32, h: usize, source: &Path) -> Result<Linear> {
+/// Row `id` of the embedding table, `[1, hidden]`.
+fn table_row(table: &Tensor, id: u32, source: &Path) -> Result<Tensor> {
     let vocab = table.shape.first().copied().unwrap_or(0);
-    if table.shape.len() != 2
-        || table.shape[1] != h
-        || yes as usize >= vocab
-        || no as usize >= vocab
-    {
+    if table.shape.len() != 2 || id as usize >= vocab {
         return Err(Error::model_file(
             source,
             format!(
-                "has an output projection of shape {:?}, which has no rows for the tokens 'yes' ({yes}) and 'no' ({no}) of width {h}",
+                "has an embedding table of shape {:?}, which has no row for token {id}",
                 table.shape
             ),
         ));
     }
-    let row = |id: u32| table.rows(id as usize, id as usize + 1).f32().into_owned();
-    let (yes, no) = (row(yes), row(no));
-    let difference: Vec<f32> = yes.iter().zip(&no).map(|(y, n)| y - n).collect();
+    Ok(table.rows(id as usize, id as usize + 1))
+}
+
+/// `yes - no`, two rows of the output projection: its product with the last state is
+/// logit(yes) - logit(no), the judge's raw score, without the vocabulary.
+fn judge_row(yes: &Tensor, no: &Tensor, h: usize, source: &Path) -> Result<Linear> {
+    if yes.shape != [1, h] || no.shape != [1, h] {
+        return Err(Error::model_file(
+            source,
+            format!(
+                "has output projection rows of shape {:?}, where the hidden size is {h}",
+                yes.shape
+            ),
+        ));
+    }
+    let (yes, no) = (yes.f32(), no.f32());
+    let difference: Vec<f32> = yes.iter().zip(no.iter()).map(|(y, n)| y - n).collect();
     Ok(Linear {
         weight: Tensor::new(vec![1, h], difference),
         bias: None,
