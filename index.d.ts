@@ -34,9 +34,16 @@ export declare class RerankerModel {
   static load(modelDir: string, options?: InitOptions | undefined | null): Promise<RerankerModel>
   /** The documents' hits for `query`, best first. */
   rerank(query: string, documents: string[], options?: RerankOptions): Promise<RerankHit[]>
+  /** What this reranker is (`head`) and where it runs. */
   info(): ModelInfo
+  /** True only when this reranker really runs on a GPU. */
   isGpu(): boolean
+  /** What this reranker has done since it was loaded (`texts`: the documents scored). */
   stats(): ModelStats
+  /**
+   * Frees the reranker: calls already running finish first, later calls reject with
+   * `ERR_MODEL_CLOSED`.
+   */
   close(): Promise<void>
 }
 

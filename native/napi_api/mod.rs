@@ -162,34 +162,26 @@ impl Model {
     /// What this model is and where it runs.
     #[napi]
     pub fn info(&self, env: Env) -> Result<Info> {
-        self.slot
-            .get()
-            .map(|e| e.info().clone())
-            .map_err(|e| js_error(&env, e))
+        self.slot.info(&env)
     }
 
     /// True only when this model really runs on a GPU.
     #[napi]
     pub fn is_gpu(&self) -> bool {
-        self.slot.get().is_ok_and(|e| e.is_gpu())
+        self.slot.is_gpu()
     }
 
     /// What this model has done since it was loaded.
     #[napi]
     pub fn stats(&self, env: Env) -> Result<StatsSnapshot> {
-        self.slot
-            .get()
-            .map(|e| e.stats())
-            .map_err(|e| js_error(&env, e))
+        self.slot.stats(&env)
     }
 
     /// Frees the model: calls already running finish first, later calls reject with
     /// `ERR_MODEL_CLOSED`. Resolves once the memory is released; closing twice is harmless.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close(&self) -> AsyncTask<CloseTask> {
-        AsyncTask::new(CloseTask {
-            engine: self.slot.take(),
-        })
+        self.slot.close()
     }
 }
 

@@ -58,21 +58,26 @@ impl RerankerModel {
         })
     }
 
+    /// What this reranker is (`head`) and where it runs.
     #[napi]
     pub fn info(&self, env: Env) -> Result<Info> {
         self.slot.info(&env)
     }
 
+    /// True only when this reranker really runs on a GPU.
     #[napi]
     pub fn is_gpu(&self) -> bool {
         self.slot.is_gpu()
     }
 
+    /// What this reranker has done since it was loaded (`texts`: the documents scored).
     #[napi]
     pub fn stats(&self, env: Env) -> Result<StatsSnapshot> {
         self.slot.stats(&env)
     }
 
+    /// Frees the reranker: calls already running finish first, later calls reject with
+    /// `ERR_MODEL_CLOSED`.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close(&self) -> AsyncTask<CloseTask> {
         self.slot.close()
