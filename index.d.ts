@@ -17,6 +17,11 @@ export declare class Model {
   embed(texts: string[], isQuery?: boolean, options?: EmbedOptions): Promise<Float32Array[]>
   /** The same as `embed`, blocking the JS thread: for scripts. */
   embedSync(texts: string[], isQuery?: boolean, options?: EmbedOptions): Float32Array[]
+  /**
+   * How many tokens each text becomes, prompt and special tokens included, before
+   * truncation at `maxLength`, without a forward pass: where a chunker should split.
+   */
+  countTokens(texts: string[], isQuery?: boolean, options?: EmbedOptions): Uint32Array
   /** What this model is and where it runs. */
   info(): ModelInfo
   /** True only when this model really runs on a GPU. */
@@ -82,6 +87,8 @@ export interface ConfigSources {
   batchTokens: `${Source}`
   gpuMemoryLimit: `${Source}`
 }
+
+export declare function countTokens(texts: string[], isQuery?: boolean, options?: EmbedOptions): Uint32Array
 
 /** How the projection weights are stored and multiplied (the `dtype` option). */
 export declare enum Dtype {
@@ -332,6 +339,8 @@ export interface ModelStats {
   texts: number
   /** Tokens the tokenizer produced (special tokens and prompts included, after truncation). */
   tokens: number
+  /** Texts cut at `maxLength` (their tokens past it not embedded). */
+  truncatedTexts: number
   /** Rows × padded length over every forward pass: what the backend computed. */
   paddedTokens: number
   forwardPasses: number

@@ -841,6 +841,7 @@ module.exports.AttentionDirection = nativeBinding.AttentionDirection
 module.exports.Backend = nativeBinding.Backend
 module.exports.BackendKind = nativeBinding.BackendKind
 module.exports.CacheState = nativeBinding.CacheState
+module.exports.countTokens = nativeBinding.countTokens
 module.exports.Dtype = nativeBinding.Dtype
 module.exports.Precision = nativeBinding.Precision
 module.exports.embed = nativeBinding.embed

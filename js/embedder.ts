@@ -155,6 +155,17 @@ export class Embedder {
     return inChunks(texts, all, options.onProgress);
   }
 
+  /**
+   * How many tokens each text becomes, prompt and special tokens included, before truncation:
+   * with several models, the most any of them reads, so a chunk that fits fits them all.
+   */
+  countTokens(texts: string[], isQuery = false, options: EmbedCallOptions = {}): Uint32Array {
+    const models = this.models();
+    const calls = partOptions(models, options);
+    const each = models.map((m, i) => m.countTokens(texts, isQuery, calls[i]));
+    return each.reduce((most, counts) => most.map((n, i) => Math.max(n, counts[i])));
+  }
+
   /** True when a model of this embedder runs on a GPU. */
   isGpu(): boolean {
     return this.parts.some((p) => p.model?.isGpu() ?? false);

@@ -11,7 +11,7 @@ export type { EmbedOptions, RuntimeInfo } from '../index';
 
 export const Model = native.Model;
 export type Model = InstanceType<typeof native.Model>;
-export const { init, embed, embedSync, isGpu, info, stats, runtimeInfo, exportOnnx, exportRerankerOnnx } = native;
+export const { init, embed, embedSync, countTokens, isGpu, info, stats, runtimeInfo, exportOnnx, exportRerankerOnnx } = native;
 
 // the option values and the error codes, as string enums (an option also takes the plain string)
 export const AttentionDirection = native.AttentionDirection;

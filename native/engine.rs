@@ -250,15 +250,34 @@ impl Engine {
             )));
         }
         let started = Instant::now();
-        let ids = self.tokenizer.encode(texts, &chosen.prefix)?;
+        let encoded = self.tokenizer.encode_counted(texts, &chosen.prefix)?;
+        let ids = encoded.ids;
         self.stats.call(
             texts.len(),
             ids.iter().map(Vec::len).sum(),
             started.elapsed(),
         );
+        self.stats.truncated(encoded.truncated);
         let mut vectors = self.run(&ids, &[], chosen.id)?;
         l2_normalize(&mut vectors, self.dim);
         Ok(vectors)
+    }
+
+    /// How many tokens each text becomes with the call's prompt, special tokens included, before
+    /// truncation: what a chunker needs to split where the model would cut. No forward pass.
+    pub fn count_tokens(
+        &self,
+        texts: &[String],
+        is_query: bool,
+        call: &EmbedOptions,
+    ) -> Result<Vec<u32>> {
+        if self.pairs.is_some() {
+            return Err(Error::Input(
+                "countTokens counts an embedding model's tokens; a reranker reads (query, document) pairs".into(),
+            ));
+        }
+        let chosen = self.tasks.choose(is_query, call)?;
+        self.tokenizer.count(texts, &chosen.prefix)
     }
 
     /// The documents' hits for `query`, best first: a reranker's scores of each (query,

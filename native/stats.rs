@@ -8,6 +8,7 @@ pub struct Stats {
     calls: AtomicU64,
     texts: AtomicU64,
     tokens: AtomicU64,
+    truncated_texts: AtomicU64,
     padded_tokens: AtomicU64,
     forward_passes: AtomicU64,
     oom_retries: AtomicU64,
@@ -25,6 +26,8 @@ pub struct StatsSnapshot {
     pub texts: i64,
     /// Tokens the tokenizer produced (special tokens and prompts included, after truncation).
     pub tokens: i64,
+    /// Texts cut at `maxLength` (their tokens past it not embedded).
+    pub truncated_texts: i64,
     /// Rows × padded length over every forward pass: what the backend computed.
     pub padded_tokens: i64,
     pub forward_passes: i64,
@@ -51,6 +54,10 @@ impl Stats {
         self.backend_nanos.fetch_add(nanos(took), Relaxed);
     }
 
+    pub fn truncated(&self, texts: usize) {
+        self.truncated_texts.fetch_add(texts as u64, Relaxed);
+    }
+
     pub fn oom_retry(&self) {
         self.oom_retries.fetch_add(1, Relaxed);
     }
@@ -67,6 +74,7 @@ impl Stats {
             calls: count(&self.calls),
             texts: count(&self.texts),
             tokens: count(&self.tokens),
+            truncated_texts: count(&self.truncated_texts),
             padded_tokens: count(&self.padded_tokens),
             forward_passes: count(&self.forward_passes),
             oom_retries: count(&self.oom_retries),

@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The same tokenizer without truncation, made the first time a count needs it.
+    whole: std::sync::OnceLock<Tokenizer>,
     /// The end-of-sequence id to append after truncation, when the tokenizer's own template
     /// does not end sequences with it.
     append: Option<u32>,
@@ -42,6 +44,7 @@ impl TextTokenizer {
             .unwrap_or(1);
         let tokenizer = TextTokenizer {
             inner,
+            whole: std::sync::OnceLock::new(),
             append,
             keep: 0,
             max_chars: 0,
@@ -79,16 +82,59 @@ impl TextTokenizer {
 
     /// Token ids of each text (with `prefix` in front), special tokens included; encoded in parallel.
     pub fn encode(&self, texts: &[String], prefix: &str) -> Result<Vec<Vec<u32>>> {
-        // a chunk at a time: the tokenizer's encodings (tokens, offsets, masks) of 100,000 texts
-        // would hold hundreds of MB; only the ids are kept
-        let mut ids = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(ENCODE_CHUNK) {
-            ids.extend(self.encode_chunk(chunk, prefix)?);
-        }
-        Ok(ids)
+        Ok(self.encode_counted(texts, prefix)?.ids)
     }
 
-    fn encode_chunk(&self, texts: &[String], prefix: &str) -> Result<Vec<Vec<u32>>> {
+    /// `encode`, and how many of the texts were cut at the maximum length.
+    pub fn encode_counted(&self, texts: &[String], prefix: &str) -> Result<Encoded> {
+        // a chunk at a time: the tokenizer's encodings (tokens, offsets, masks) of 100,000 texts
+        // would hold hundreds of MB; only the ids are kept
+        let mut encoded = Encoded {
+            ids: Vec::with_capacity(texts.len()),
+            truncated: 0,
+        };
+        for chunk in texts.chunks(ENCODE_CHUNK) {
+            for (ids, cut_short) in self.encode_chunk(chunk, prefix)? {
+                encoded.ids.push(ids);
+                encoded.truncated += usize::from(cut_short);
+            }
+        }
+        Ok(encoded)
+    }
+
+    /// How many tokens each text (with `prefix` in front) becomes, special tokens and the
+    /// appended end-of-sequence token included, before truncation: the whole text is tokenised.
+    pub fn count(&self, texts: &[String], prefix: &str) -> Result<Vec<u32>> {
+        let whole = self.untruncated()?;
+        let mut counts = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(ENCODE_CHUNK) {
+            let inputs: Vec<String> = chunk.iter().map(|t| format!("{prefix}{t}")).collect();
+            let encodings = whole
+                .encode_batch_fast(inputs, true)
+                .map_err(|e| Error::Tokenizer(e.to_string()))?;
+            let extra = usize::from(self.append.is_some());
+            counts.extend(
+                encodings
+                    .iter()
+                    .map(|e| u32::try_from(e.len() + extra).unwrap_or(u32::MAX)),
+            );
+        }
+        Ok(counts)
+    }
+
+    fn untruncated(&self) -> Result<&Tokenizer> {
+        if let Some(whole) = self.whole.get() {
+            return Ok(whole);
+        }
+        let mut whole = self.inner.clone();
+        whole
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(self.whole.get_or_init(|| whole))
+    }
+
+    /// Each text's ids, and whether it was cut at the maximum length.
+    fn encode_chunk(&self, texts: &[String], prefix: &str) -> Result<Vec<(Vec<u32>, bool)>> {
         let starts: Vec<&str> = texts.iter().map(|t| cut(t, self.max_chars)).collect();
         let inputs: Vec<String> = starts.iter().map(|s| format!("{prefix}{s}")).collect();
         let encodings = self
@@ -100,13 +146,22 @@ impl TextTokenizer {
             .zip(texts.iter().zip(starts))
             .map(|(e, (text, start))| {
                 let mut ids = e.get_ids().to_vec();
-                // a cut text that did not fill `keep` tokens (words the vocabulary cannot split
-                // become one unknown token each) is tokenised whole, so the result is exact
-                if ids.len() < self.keep && start.len() < text.len() {
-                    ids = self.encode_one(&format!("{prefix}{text}"))?;
+                // truncation leaves the rest as the overflowing part
+                let mut truncated = !e.get_overflowing().is_empty();
+                if start.len() < text.len() {
+                    // a cut text that did not fill `keep` tokens (words the vocabulary cannot
+                    // split become one unknown token each) is tokenised whole, so the result is
+                    // exact; one that filled them has more after the cut
+                    truncated = true;
+                    if ids.len() < self.keep {
+                        let whole = self.inner.encode_fast(format!("{prefix}{text}"), true);
+                        let whole = whole.map_err(|e| Error::Tokenizer(e.to_string()))?;
+                        truncated = !whole.get_overflowing().is_empty();
+                        ids = whole.get_ids().to_vec();
+                    }
                 }
                 ids.extend(self.append);
-                Ok(ids)
+                Ok((ids, truncated))
             })
             .collect()
     }
@@ -165,13 +220,6 @@ impl TextTokenizer {
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| Error::Tokenizer(e.to_string()))
     }
-
-    fn encode_one(&self, text: &str) -> Result<Vec<u32>> {
-        self.inner
-            .encode_fast(text, true)
-            .map(|e| e.get_ids().to_vec())
-            .map_err(|e| Error::Tokenizer(e.to_string()))
-    }
 }
 
 /// How many tokens of a pair's first and second text `longest_first` keeps within `budget`: a
@@ -196,6 +244,12 @@ fn longest_first(first: usize, second: usize, budget: usize) -> (usize, usize) {
 fn ids_and_types(e: Encoding) -> (Vec<u32>, Vec<u8>) {
     let types = e.get_type_ids().iter().map(|&t| u8::from(t != 0)).collect();
     (e.get_ids().to_vec(), types)
+}
+
+/// Token ids of texts, and how many were cut at the maximum length.
+pub struct Encoded {
+    pub ids: Vec<Vec<u32>>,
+    pub truncated: usize,
 }
 
 /// Texts tokenised at once (in parallel).

@@ -159,6 +159,24 @@ impl Model {
         typed_array_views(env, vectors, engine.dim())
     }
 
+    /// How many tokens each text becomes, prompt and special tokens included, before
+    /// truncation at `maxLength`, without a forward pass: where a chunker should split.
+    #[napi(ts_args_type = "texts: string[], isQuery?: boolean, options?: EmbedOptions")]
+    pub fn count_tokens(
+        &self,
+        env: Env,
+        texts: Unknown,
+        is_query: Option<bool>,
+        options: Option<EmbedOptions>,
+    ) -> Result<Uint32Array> {
+        let counted = read::texts(texts).and_then(|texts| {
+            let engine = self.slot.get()?;
+            let call = options.unwrap_or_default();
+            guarded(|| engine.count_tokens(&texts, is_query.unwrap_or(false), &call))
+        });
+        counted.map(Uint32Array::new).map_err(|e| js_error(&env, e))
+    }
+
     /// What this model is and where it runs.
     #[napi]
     pub fn info(&self, env: Env) -> Result<Info> {
@@ -226,6 +244,16 @@ pub fn embed_sync<'env>(
 #[napi]
 pub fn is_gpu() -> bool {
     DEFAULT.is_gpu()
+}
+
+#[napi(ts_args_type = "texts: string[], isQuery?: boolean, options?: EmbedOptions")]
+pub fn count_tokens(
+    env: Env,
+    texts: Unknown,
+    is_query: Option<bool>,
+    options: Option<EmbedOptions>,
+) -> Result<Uint32Array> {
+    DEFAULT.count_tokens(env, texts, is_query, options)
 }
 
 /// What the default model is and where it runs.
