@@ -260,6 +260,25 @@ export interface InitOptions {
    * `~/.cache/semantic-search-native`).
    */
   cacheDir?: string
+  /**
+   * Keep every vector computed in a SQLite file and return it again for the same text, model
+   * and settings, bit for bit, instead of computing it (default
+   * `$SEMANTIC_SEARCH_VECTOR_CACHE`, else off): `true` or `'on'` for
+   * `$XDG_CACHE_HOME/semantic-search-native/vectors.sqlite`, a path for that file, `false` or
+   * `'off'` for none.
+   */
+  vectorCache?: boolean | 'on' | 'off' | (string & {})
+  /**
+   * The vector cache's size limit, in bytes or as `'500MB'` (default
+   * `$SEMANTIC_SEARCH_VECTOR_CACHE_MAX_BYTES`, else 1 GB); the least recently used vectors go
+   * first.
+   */
+  vectorCacheMaxBytes?: number | string
+  /**
+   * How long, in milliseconds, a call waits for another process's write to the vector cache
+   * before it goes on without the cache (default 5000).
+   */
+  vectorCacheTimeout?: number
 }
 
 /** The `int8Scheme` option: a scheme, or `auto` (the one this CPU runs fastest). */
@@ -330,6 +349,13 @@ export interface ModelInfo {
   cacheEntry?: string
   /** Why the cache was not used. */
   cacheNote?: string
+  /** The vector cache's file, when the option is on. */
+  vectorCache?: string
+  /**
+   * Why the vector cache is off, was skipped for a call, or started a new file, the last time
+   * it was.
+   */
+  vectorCacheNote?: string
 }
 
 /** What one model has done since it was loaded: `stats()` in JavaScript. */
@@ -346,6 +372,12 @@ export interface ModelStats {
   forwardPasses: number
   /** Micro-batches that ran out of memory and were split in two. */
   oomRetries: number
+  /** Texts whose vector the vector cache had (not tokenized, not run). */
+  cacheHits: number
+  /** Texts the vector cache was asked for and did not have (embedded, then kept). */
+  cacheMisses: number
+  /** The vector cache file's bytes in use (0 when it is off). */
+  cacheBytes: number
   tokenizeSeconds: number
   /** Summed over forward passes: with lanes (`info().lanes`) it can exceed the calls' time. */
   backendSeconds: number

@@ -172,6 +172,40 @@ pub struct Sources {
     pub gpu_memory_limit: Source,
 }
 
+/// `4000000000`, `4GB` (10^9), `4GiB` (2^30), `512 MB`, `1.5GB`: a positive whole number of bytes.
+pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
+    parse_size("gpuMemoryLimit", text)
+}
+
+/// A size, named `name` in its error.
+pub fn parse_size(name: &str, text: &str) -> std::result::Result<u64, String> {
+    let bad = || {
+        format!("{name} \"{text}\" is not a size (expected bytes, or a number with KB, MB, GB, KiB, MiB or GiB)")
+    };
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0f64.powi(4),
+        _ => return Err(bad()),
+    };
+    let bytes = number.parse::<f64>().map_err(|_| bad())? * scale;
+    if !(bytes >= 1.0 && bytes.fract() == 0.0 && bytes < u64::MAX as f64) {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +224,17 @@ mod tests {
             AttentionDirection::parse("x").unwrap_err(),
             "unknown attention 'x' (expected 'causal' or 'bidirectional')"
         );
+    }
+
+    #[test]
+    fn sizes_parse_in_decimal_and_binary_units() {
+        assert_eq!(parse_bytes("4GB"), Ok(4_000_000_000));
+        assert_eq!(parse_bytes("4 GiB"), Ok(4 << 30));
+        assert_eq!(parse_bytes("512mb"), Ok(512_000_000));
+        assert_eq!(parse_bytes("1.5GB"), Ok(1_500_000_000));
+        assert_eq!(parse_bytes("123"), Ok(123));
+        for bad in ["", "0", "GB", "4XB", "1.5", "-4GB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 }

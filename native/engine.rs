@@ -17,6 +17,7 @@ use crate::settings::{Precision, Settings, Source, ENV_MAX_LENGTH};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::task::{Chosen, EmbedOptions, TaskRule};
 use crate::tokenize::TextTokenizer;
+use crate::vector_cache::VectorCache;
 
 pub use crate::settings::Options;
 
@@ -39,6 +40,8 @@ pub struct Engine {
     /// The length of the vectors the model pools, before any Matryoshka cut.
     model_dim: usize,
     batch_tokens: usize,
+    /// Vectors already computed, when the vector cache is on.
+    vectors: Option<VectorCache>,
 }
 
 impl Engine {
@@ -188,8 +191,21 @@ impl Engine {
             cache: CacheState::Off,
             cache_entry: None,
             cache_note: None,
+            vector_cache: None,
+            vector_cache_note: None,
         };
         info.set_cache(&loaded.cache);
+        let vectors = match (&settings.vector_cache, &model.head) {
+            (Some(config), None) => Some(crate::vector_cache::open_for(
+                config.clone(),
+                &info,
+                &loaded.weights,
+                &dir.path,
+                model_dim,
+            )),
+            _ => None,
+        };
+        info.vector_cache = vectors.as_ref().map(|v| v.path().display().to_string());
         Ok(Engine {
             tokenizer,
             pairs,
@@ -200,6 +216,7 @@ impl Engine {
             dim,
             model_dim,
             batch_tokens,
+            vectors,
         })
     }
 
@@ -208,12 +225,16 @@ impl Engine {
         self.dim
     }
 
-    pub fn info(&self) -> &Info {
-        &self.info
+    pub fn info(&self) -> Info {
+        let mut info = self.info.clone();
+        info.vector_cache_note = self.vectors.as_ref().and_then(VectorCache::note);
+        info
     }
 
     pub fn stats(&self) -> StatsSnapshot {
-        self.stats.snapshot()
+        let mut stats = self.stats.snapshot();
+        stats.cache_bytes = self.vectors.as_ref().map_or(0.0, |v| v.bytes() as f64);
+        stats
     }
 
     pub fn is_gpu(&self) -> bool {
@@ -249,18 +270,38 @@ impl Engine {
                 self.info.head.as_deref().unwrap_or_default()
             )));
         }
+        let mut vectors = match &self.vectors {
+            None => self.compute(texts, chosen, self.dim, texts.len())?,
+            Some(cache) => {
+                let lookup = cache.lookup(texts, &chosen.prefix, chosen.id);
+                let misses = lookup.misses();
+                self.stats.cache(texts.len() - misses.len(), misses.len());
+                let missed: Vec<String> = misses.iter().map(|&i| texts[i].clone()).collect();
+                let computed = self.compute(&missed, chosen, self.model_dim, texts.len())?;
+                cache.keep(&lookup, &computed);
+                lookup.assemble(&computed, self.model_dim, self.dim)
+            }
+        };
+        l2_normalize(&mut vectors, self.dim);
+        Ok(vectors)
+    }
+
+    /// `width` floats of each text (the model's, or cut to `dimensions`), not normalised; the
+    /// call counts as `asked` texts.
+    fn compute(
+        &self,
+        texts: &[String],
+        chosen: &Chosen,
+        width: usize,
+        asked: usize,
+    ) -> Result<Vec<f32>> {
         let started = Instant::now();
         let encoded = self.tokenizer.encode_counted(texts, &chosen.prefix)?;
         let ids = encoded.ids;
-        self.stats.call(
-            texts.len(),
-            ids.iter().map(Vec::len).sum(),
-            started.elapsed(),
-        );
+        self.stats
+            .call(asked, ids.iter().map(Vec::len).sum(), started.elapsed());
         self.stats.truncated(encoded.truncated);
-        let mut vectors = self.run(&ids, &[], chosen.id)?;
-        l2_normalize(&mut vectors, self.dim);
-        Ok(vectors)
+        self.run(&ids, &[], chosen.id, width)
     }
 
     /// How many tokens each text becomes with the call's prompt, special tokens included, before
@@ -316,20 +357,27 @@ impl Engine {
             ids.iter().map(Vec::len).sum(),
             started.elapsed(),
         );
-        let logits = self.run(&ids, &types, None)?;
+        let logits = self.run(&ids, &types, None, self.dim)?;
         Ok(rerank::rank(&logits, options))
     }
 
-    /// `dim` floats for each row of `ids` (with its token types, when given), in order, run in
-    /// length-sorted micro-batches.
-    fn run(&self, ids: &[Vec<u32>], types: &[Vec<u8>], task: Option<i64>) -> Result<Vec<f32>> {
+    /// The first `width` pooled floats of each row of `ids` (with its token types, when given),
+    /// in order, run in length-sorted micro-batches.
+    fn run(
+        &self,
+        ids: &[Vec<u32>],
+        types: &[Vec<u8>],
+        task: Option<i64>,
+        width: usize,
+    ) -> Result<Vec<f32>> {
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-        let mut out = vec![0f32; ids.len() * self.dim];
+        let mut out = vec![0f32; ids.len() * width];
         let batches = plan(&lengths, self.batch_tokens);
         let job = Job {
             ids,
             types,
             task,
+            width,
             vectors: Mutex::new(&mut out),
         };
         self.backend
@@ -340,7 +388,7 @@ impl Engine {
     /// Runs `rows` as one micro-batch into their places in `vectors`; out of memory halves the
     /// micro-batch and tries again, so a call returns every vector or a real error.
     fn forward(&self, job: &Job, rows: Vec<usize>, forward: &Forward) -> Result<()> {
-        let (dim, model_dim) = (self.dim, self.model_dim);
+        let (dim, model_dim) = (job.width, self.model_dim);
         let mut batch = match job.types.is_empty() {
             true => crate::batching::assemble(job.ids, rows),
             false => assemble_typed(job.ids, job.types, rows),
@@ -382,6 +430,8 @@ struct Job<'a> {
     /// Each row's token types; empty: all 0.
     types: &'a [Vec<u8>],
     task: Option<i64>,
+    /// Floats kept of each pooled vector.
+    width: usize,
     vectors: Mutex<&'a mut Vec<f32>>,
 }
 

@@ -88,6 +88,11 @@ pub struct Info {
     pub cache_entry: Option<String>,
     /// Why the cache was not used.
     pub cache_note: Option<String>,
+    /// The vector cache's file, when the option is on.
+    pub vector_cache: Option<String>,
+    /// Why the vector cache is off, was skipped for a call, or started a new file, the last time
+    /// it was.
+    pub vector_cache_note: Option<String>,
 }
 
 impl Info {

@@ -22,6 +22,7 @@ pub mod settings;
 pub mod stats;
 pub mod task;
 pub mod tokenize;
+pub mod vector_cache;
 pub mod weights;
 
 // Under `cargo test` the napi macros register nothing, so the exports look unused.

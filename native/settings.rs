@@ -1,16 +1,19 @@
 //! Options parsed once into types: what `init`/`Model.load` were given, completed from the
 //! `SEMANTIC_SEARCH_*` environment variables, with where each value came from.
 use std::path::PathBuf;
+use std::time::Duration;
 
 use napi::bindgen_prelude::Either;
 use napi_derive::napi;
 
 use crate::arch::AttentionDirection;
 use crate::error::{Error, Result};
+use crate::vector_cache::config::{CacheConfig, DEFAULT_BUSY, DEFAULT_MAX_BYTES};
 
 pub use crate::backend::ort::graph::rules::Int8Scheme;
 pub use crate::choices::{
-    BackendKind, Choice, Int8SchemeOption, Precision, Source, Sources, WeightsKind,
+    parse_bytes, parse_size, BackendKind, Choice, Int8SchemeOption, Precision, Source, Sources,
+    WeightsKind,
 };
 
 /// What `init` and `Model.load` accept, as JavaScript gives it; `None` means "not given".
@@ -74,6 +77,21 @@ pub struct Options {
     /// The graph cache's folder (default `$SEMANTIC_SEARCH_CACHE`, else
     /// `~/.cache/semantic-search-native`).
     pub cache_dir: Option<String>,
+    /// Keep every vector computed in a SQLite file and return it again for the same text, model
+    /// and settings, bit for bit, instead of computing it (default
+    /// `$SEMANTIC_SEARCH_VECTOR_CACHE`, else off): `true` or `'on'` for
+    /// `$XDG_CACHE_HOME/semantic-search-native/vectors.sqlite`, a path for that file, `false` or
+    /// `'off'` for none.
+    #[napi(ts_type = "boolean | 'on' | 'off' | (string & {})")]
+    pub vector_cache: Option<Either<bool, String>>,
+    /// The vector cache's size limit, in bytes or as `'500MB'` (default
+    /// `$SEMANTIC_SEARCH_VECTOR_CACHE_MAX_BYTES`, else 1 GB); the least recently used vectors go
+    /// first.
+    #[napi(ts_type = "number | string")]
+    pub vector_cache_max_bytes: Option<Either<f64, String>>,
+    /// How long, in milliseconds, a call waits for another process's write to the vector cache
+    /// before it goes on without the cache (default 5000).
+    pub vector_cache_timeout: Option<u32>,
 }
 
 /// The options in types; `None` still means "the model's or the machine's default".
@@ -97,6 +115,8 @@ pub struct Settings {
     pub dimensions: Option<usize>,
     /// Where optimised graphs are cached; `None`: not at all.
     pub cache_dir: Option<PathBuf>,
+    /// The vector cache's file and limits; `None`: off.
+    pub vector_cache: Option<CacheConfig>,
     pub sources: Sources,
 }
 
@@ -107,6 +127,8 @@ pub const ENV_MAX_LENGTH: &str = "SEMANTIC_SEARCH_MAX_LENGTH";
 pub const ENV_BATCH_TOKENS: &str = "SEMANTIC_SEARCH_BATCH_TOKENS";
 pub const ENV_GPU_MEMORY_LIMIT: &str = "SEMANTIC_SEARCH_GPU_MEMORY_LIMIT";
 pub const ENV_CACHE: &str = "SEMANTIC_SEARCH_CACHE";
+pub const ENV_VECTOR_CACHE: &str = "SEMANTIC_SEARCH_VECTOR_CACHE";
+pub const ENV_VECTOR_CACHE_MAX_BYTES: &str = "SEMANTIC_SEARCH_VECTOR_CACHE_MAX_BYTES";
 
 impl Settings {
     /// `options` completed from this process's environment.
@@ -156,6 +178,7 @@ impl Settings {
             .map(parse_bytes)
             .transpose()
             .map_err(|e| from(sources.gpu_memory_limit, ENV_GPU_MEMORY_LIMIT).error(e))?;
+        let vector_cache = vector_cache(options, &env)?;
         Ok(Settings {
             backend: backend.unwrap_or(BackendKind::Auto),
             dtype,
@@ -181,9 +204,63 @@ impl Settings {
                     .map(PathBuf::from)
                     .or_else(|| cache_dir(&env)),
             },
+            vector_cache,
             sources,
         })
     }
+}
+
+/// The vector cache's file and limit from the options, else the environment; off by default.
+fn vector_cache(
+    options: &Options,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<CacheConfig>> {
+    let (choice, failure) = match &options.vector_cache {
+        Some(Either::A(on)) => (Some(on.to_string()), Failure::Option),
+        Some(Either::B(text)) => (Some(text.clone()), Failure::Option),
+        None => (env(ENV_VECTOR_CACHE), Failure::Env(ENV_VECTOR_CACHE.into())),
+    };
+    let Some(choice) = choice else {
+        return Ok(None);
+    };
+    let path = match choice.trim().to_lowercase().as_str() {
+        "off" | "false" | "0" | "no" => return Ok(None),
+        "on" | "true" | "1" | "yes" => default_base(env)
+            .map(|base| base.join("semantic-search-native").join("vectors.sqlite"))
+            .ok_or_else(|| {
+                failure.error("the vector cache's default file needs XDG_CACHE_HOME, LOCALAPPDATA or HOME; give the file's path instead".into())
+            })?,
+        _ => PathBuf::from(choice.trim()),
+    };
+    let max_bytes = match &options.vector_cache_max_bytes {
+        Some(Either::A(bytes)) => {
+            Some(parse_size("vectorCacheMaxBytes", &bytes.to_string()).map_err(Error::Input)?)
+        }
+        Some(Either::B(text)) => {
+            Some(parse_size("vectorCacheMaxBytes", text).map_err(Error::Input)?)
+        }
+        None => env(ENV_VECTOR_CACHE_MAX_BYTES)
+            .map(|text| {
+                parse_size("vectorCacheMaxBytes", &text)
+                    .map_err(|e| Failure::Env(ENV_VECTOR_CACHE_MAX_BYTES.into()).error(e))
+            })
+            .transpose()?,
+    };
+    Ok(Some(CacheConfig {
+        path,
+        max_bytes: max_bytes.unwrap_or(DEFAULT_MAX_BYTES),
+        busy: options
+            .vector_cache_timeout
+            .map_or(DEFAULT_BUSY, |ms| Duration::from_millis(ms.into())),
+    }))
+}
+
+/// `$XDG_CACHE_HOME`, else `%LOCALAPPDATA%` (Windows), else `~/.cache`.
+fn default_base(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("LOCALAPPDATA").map(PathBuf::from))
+        .or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".cache")))
 }
 
 /// `$SEMANTIC_SEARCH_CACHE` (`off`, `0`, `false` or `no` turn the cache off), else
@@ -194,11 +271,7 @@ fn cache_dir(env: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
         let off = ["off", "0", "false", "no"].contains(&value.trim().to_lowercase().as_str());
         return (!off).then(|| PathBuf::from(value));
     }
-    let base = env("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env("LOCALAPPDATA").map(PathBuf::from))
-        .or_else(|| env("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-    Some(base.join("semantic-search-native"))
+    Some(default_base(env)?.join("semantic-search-native"))
 }
 
 /// Which name a bad value is reported under.
@@ -282,35 +355,6 @@ fn pick_number(
         option,
         if option.is_some() { None } else { from_env? },
     ))
-}
-
-/// `4000000000`, `4GB` (10^9), `4GiB` (2^30), `512 MB`, `1.5GB`: a positive whole number of bytes.
-pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
-    let bad = || {
-        format!("gpuMemoryLimit \"{text}\" is not a size (expected bytes, or a number with KB, MB, GB, KiB, MiB or GiB)")
-    };
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0f64.powi(4),
-        _ => return Err(bad()),
-    };
-    let bytes = number.parse::<f64>().map_err(|_| bad())? * scale;
-    if !(bytes >= 1.0 && bytes.fract() == 0.0 && bytes < u64::MAX as f64) {
-        return Err(bad());
-    }
-    Ok(bytes as u64)
 }
 
 #[cfg(test)]
@@ -412,8 +456,10 @@ mod tests {
             (ENV_MAX_LENGTH, "-1"),
             (ENV_BATCH_TOKENS, "1e3"),
             (ENV_GPU_MEMORY_LIMIT, "lots"),
+            (ENV_VECTOR_CACHE_MAX_BYTES, "big"),
         ] {
-            let error = resolve(Options::default(), &[(var, value)]).unwrap_err();
+            let cache_on = (ENV_VECTOR_CACHE, "/tmp/v.sqlite");
+            let error = resolve(Options::default(), &[(var, value), cache_on]).unwrap_err();
             assert_eq!(error.code(), "ERR_ENV", "{var}={value}");
             assert!(error.to_string().starts_with(var), "{error}");
         }
@@ -429,17 +475,5 @@ mod tests {
             resolve(options, &[(ENV_THREADS, "two")]).unwrap().threads,
             Some(2)
         );
-    }
-
-    #[test]
-    fn sizes_parse_in_decimal_and_binary_units() {
-        assert_eq!(parse_bytes("4GB"), Ok(4_000_000_000));
-        assert_eq!(parse_bytes("4 GiB"), Ok(4 << 30));
-        assert_eq!(parse_bytes("512mb"), Ok(512_000_000));
-        assert_eq!(parse_bytes("1.5GB"), Ok(1_500_000_000));
-        assert_eq!(parse_bytes("123"), Ok(123));
-        for bad in ["", "0", "GB", "4XB", "1.5", "-4GB"] {
-            assert!(parse_bytes(bad).is_err(), "{bad}");
-        }
     }
 }

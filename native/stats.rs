@@ -12,6 +12,8 @@ pub struct Stats {
     padded_tokens: AtomicU64,
     forward_passes: AtomicU64,
     oom_retries: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
     tokenize_nanos: AtomicU64,
     backend_nanos: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -33,6 +35,12 @@ pub struct StatsSnapshot {
     pub forward_passes: i64,
     /// Micro-batches that ran out of memory and were split in two.
     pub oom_retries: i64,
+    /// Texts whose vector the vector cache had (not tokenized, not run).
+    pub cache_hits: i64,
+    /// Texts the vector cache was asked for and did not have (embedded, then kept).
+    pub cache_misses: i64,
+    /// The vector cache file's bytes in use (0 when it is off).
+    pub cache_bytes: f64,
     pub tokenize_seconds: f64,
     /// Summed over forward passes: with lanes (`info().lanes`) it can exceed the calls' time.
     pub backend_seconds: f64,
@@ -58,6 +66,11 @@ impl Stats {
         self.truncated_texts.fetch_add(texts as u64, Relaxed);
     }
 
+    pub fn cache(&self, hits: usize, misses: usize) {
+        self.cache_hits.fetch_add(hits as u64, Relaxed);
+        self.cache_misses.fetch_add(misses as u64, Relaxed);
+    }
+
     pub fn oom_retry(&self) {
         self.oom_retries.fetch_add(1, Relaxed);
     }
@@ -78,6 +91,9 @@ impl Stats {
             padded_tokens: count(&self.padded_tokens),
             forward_passes: count(&self.forward_passes),
             oom_retries: count(&self.oom_retries),
+            cache_hits: count(&self.cache_hits),
+            cache_misses: count(&self.cache_misses),
+            cache_bytes: 0.0,
             tokenize_seconds: self.tokenize_nanos.load(Relaxed) as f64 * 1e-9,
             backend_seconds: self.backend_nanos.load(Relaxed) as f64 * 1e-9,
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),

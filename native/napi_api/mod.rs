@@ -47,9 +47,7 @@ impl Slot {
     // What a model class answers of its engine, the same for an embedder and a reranker.
 
     fn info(&self, env: &Env) -> Result<Info> {
-        self.get()
-            .map(|e| e.info().clone())
-            .map_err(|e| js_error(env, e))
+        self.get().map(|e| e.info()).map_err(|e| js_error(env, e))
     }
 
     fn is_gpu(&self) -> bool {
@@ -303,7 +301,7 @@ impl Task for LoadTask {
         if !self.into_default {
             return Ok(Either::A(Model::new(engine)));
         }
-        let info = engine.info().clone();
+        let info = engine.info();
         DEFAULT.slot.put(engine).map_err(|e| js_error(&env, e))?;
         Ok(Either::B(info))
     }
