@@ -76,6 +76,9 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(Trouble::of)?;
         conn.busy_timeout(busy).map_err(Trouble::of)?;
+        // a call of 25,000 vectors writes 100 MB to the WAL: give it back after each checkpoint
+        conn.query_row("PRAGMA journal_size_limit = 16777216", [], |_| Ok(()))
+            .map_err(Trouble::of)?;
         let store = Store { conn };
         store.check_or_create().map_err(|e| match e {
             Checked::Sqlite(e) => Trouble::of(e),
