@@ -9,12 +9,24 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * A call's cancellation: the TypeScript layer makes one per call with a `signal` or `timeout`
+ * and cancels it when the signal fires; the call stops before its next micro-batch.
+ */
+export declare class CancelToken {
+  constructor()
+  cancel(): void
+}
+
 /** One loaded model; any number of them live side by side and run at once. */
 export declare class Model {
   /** Loads the model in `modelDir` (a Hugging Face snapshot). */
   static load(modelDir: string, options?: InitOptions | undefined | null): Promise<Model>
-  /** One vector per text, in input order; runs off the JS thread. */
-  embed(texts: string[], isQuery?: boolean, options?: EmbedOptions): Promise<Float32Array[]>
+  /**
+   * One vector per text, in input order; runs off the JS thread. The TypeScript layer
+   * passes `cancel` for a call's `signal` or `timeout`.
+   */
+  embed(texts: string[], isQuery?: boolean, options?: EmbedOptions, cancel?: CancelToken): Promise<Float32Array[]>
   /** The same as `embed`, blocking the JS thread: for scripts. */
   embedSync(texts: string[], isQuery?: boolean, options?: EmbedOptions): Float32Array[]
   /**
@@ -38,7 +50,7 @@ export declare class Model {
 export declare class RerankerModel {
   static load(modelDir: string, options?: InitOptions | undefined | null): Promise<RerankerModel>
   /** The documents' hits for `query`, best first. */
-  rerank(query: string, documents: string[], options?: RerankOptions): Promise<RerankHit[]>
+  rerank(query: string, documents: string[], options?: RerankOptions, cancel?: CancelToken): Promise<RerankHit[]>
   /** What this reranker is (`head`) and where it runs. */
   info(): ModelInfo
   /** True only when this reranker really runs on a GPU. */
@@ -109,7 +121,7 @@ export declare enum Dtype {
 }
 
 /** One vector per text, in input order, from the default model; runs off the JS thread. */
-export declare function embed(texts: string[], isQuery?: boolean, options?: EmbedOptions): Promise<Float32Array[]>
+export declare function embed(texts: string[], isQuery?: boolean, options?: EmbedOptions, cancel?: CancelToken): Promise<Float32Array[]>
 
 /** Options of one `embed` call. */
 export interface EmbedOptions {
@@ -159,6 +171,11 @@ export declare enum ErrorCode {
   ErrUnsupportedPlatform = 'ERR_UNSUPPORTED_PLATFORM',
   /** A bug: please report it. */
   ErrInternal = 'ERR_INTERNAL',
+  /**
+   * The call's `AbortSignal` fired (or its `timeout` passed): an `AbortError`, as Node's own
+   * APIs reject.
+   */
+  AbortErr = 'ABORT_ERR',
 }
 
 /**

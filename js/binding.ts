@@ -2,6 +2,7 @@
 // library. The Linux packages are built for glibc 2.28 and later; ONNX Runtime publishes no musl
 // build, so on Alpine the generated loader would only say "Cannot find native binding".
 import type * as Native from '../index';
+import { acceptSignals } from './cancel';
 import { CodedError } from './errors';
 
 /** The glibc the Linux packages are built against (the oldest that Node 18+ and ONNX Runtime need). */
@@ -46,7 +47,9 @@ export function compareVersions(a: string, b: string): number {
 function load(): typeof Native {
   const why = unsupportedPlatform();
   if (why) throw new CodedError('ERR_UNSUPPORTED_PLATFORM', why);
-  return require('../index');
+  const native: typeof Native = require('../index');
+  acceptSignals(native);
+  return native;
 }
 
 export const native: typeof Native = load();

@@ -9,6 +9,7 @@ import type { InitOptions, ModelInfo, ModelStats } from '../index';
 import { native } from './binding';
 import { CodedError } from './errors';
 import { DEFAULT_MODEL, downloadCommand, resolveModel } from './hub';
+import { AbortError, Cancellable, callSignal } from './cancel';
 import { Reranker, RerankHit, RerankOptions, RerankerSource } from './reranker';
 
 export type { InitOptions, ModelInfo, ModelStats };
@@ -52,7 +53,7 @@ export interface EmbedderInfo extends ModelInfo {
   parts: EmbedderPart[];
 }
 
-export interface EmbedCallOptions {
+export interface EmbedCallOptions extends Cancellable {
   /** Called after each chunk of texts with how many are done (by every model) and how many there are. */
   onProgress?: (done: number, total: number) => void;
   /** The task of this call (see `info().tasks`), for the models that know it; the others run as usual. */
@@ -149,7 +150,10 @@ export class Embedder {
   /** The same vectors as views of one buffer, without copies (one model) or with one (several). */
   async embedFloat32(texts: string[], isQuery = false, options: EmbedCallOptions = {}): Promise<Float32Array[]> {
     const models = this.models();
-    const calls = partOptions(models, options);
+    // one signal for every model and chunk: a timeout counts from the call's start
+    const signal = callSignal(options);
+    if (signal?.aborted) throw new AbortError(signal.reason);
+    const calls = partOptions(models, options).map((call) => ({ ...call, signal }));
     const all = (chunk: string[]) => embedAll(models, this.parts, chunk, isQuery, calls);
     if (!options.onProgress || !Array.isArray(texts)) return all(texts);
     return inChunks(texts, all, options.onProgress);

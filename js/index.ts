@@ -7,6 +7,8 @@ export * from './reranker';
 export { DEFAULT_MODEL, download, downloadCommand, hubCacheDir, resolveModel } from './hub';
 export type { DownloadOptions, Progress } from './hub';
 export { GLIBC_BASELINE, unsupportedPlatform } from './binding';
+export { AbortError } from './cancel';
+export type { Cancellable } from './cancel';
 export type { EmbedOptions, RuntimeInfo } from '../index';
 
 export const Model = native.Model;

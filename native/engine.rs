@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::backend::ort::start::CacheUse;
 use crate::backend::{Backend, Forward};
 use crate::batching::{assemble_typed, plan};
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::info::{CacheState, Info, ThreadPool};
 use crate::load::{load, Loaded};
@@ -142,7 +143,7 @@ impl Engine {
                 "dimensions does not apply to a reranker: it scores pairs, one number each".into(),
             ));
         }
-        let dim = dimensions(dir, settings.dimensions, model_dim)?;
+        let dim = dir.dimensions(settings.dimensions, model_dim)?;
         let default_tokens = if backend.is_gpu() {
             GPU_BATCH_TOKENS
         } else {
@@ -253,17 +254,39 @@ impl Engine {
         is_query: bool,
         call: &EmbedOptions,
     ) -> Result<Vec<f32>> {
-        let result = self
-            .tasks
-            .choose(is_query, call)
-            .and_then(|chosen| self.embed_counted(texts, &chosen));
-        if let Err(e) = &result {
-            self.stats.error(e.to_string());
-        }
+        self.embed_cancellable(texts, is_query, call, &Cancel::never())
+    }
+
+    /// The same, stopped with `Error::Aborted` before the next micro-batch once `cancel` is set.
+    pub fn embed_cancellable(
+        &self,
+        texts: &[String],
+        is_query: bool,
+        call: &EmbedOptions,
+        cancel: &Cancel,
+    ) -> Result<Vec<f32>> {
+        let result = cancel.check().and_then(|()| {
+            let chosen = self.tasks.choose(is_query, call)?;
+            self.embed_counted(texts, &chosen, cancel)
+        });
+        self.failed(&result);
         result
     }
 
-    fn embed_counted(&self, texts: &[String], chosen: &Chosen) -> Result<Vec<f32>> {
+    /// Keeps a failed call's message for `stats().lastError` (an abort is not a failure).
+    fn failed<T>(&self, result: &Result<T>) {
+        match result {
+            Err(Error::Aborted) | Ok(_) => {}
+            Err(e) => self.stats.error(e.to_string()),
+        }
+    }
+
+    fn embed_counted(
+        &self,
+        texts: &[String],
+        chosen: &Chosen,
+        cancel: &Cancel,
+    ) -> Result<Vec<f32>> {
         if self.pairs.is_some() {
             return Err(Error::Input(format!(
                 "this model is a reranker ({}): it scores (query, document) pairs with rerank(query, documents) and does not embed; embed with an embedding model",
@@ -271,13 +294,14 @@ impl Engine {
             )));
         }
         let mut vectors = match &self.vectors {
-            None => self.compute(texts, chosen, self.dim, texts.len())?,
+            None => self.compute(texts, chosen, self.dim, texts.len(), cancel)?,
             Some(cache) => {
                 let lookup = cache.lookup(texts, &chosen.prefix, chosen.id);
                 let misses = lookup.misses();
                 self.stats.cache(texts.len() - misses.len(), misses.len());
                 let missed: Vec<String> = misses.iter().map(|&i| texts[i].clone()).collect();
-                let computed = self.compute(&missed, chosen, self.model_dim, texts.len())?;
+                let computed =
+                    self.compute(&missed, chosen, self.model_dim, texts.len(), cancel)?;
                 cache.keep(&lookup, &computed);
                 lookup.assemble(&computed, self.model_dim, self.dim)
             }
@@ -294,6 +318,7 @@ impl Engine {
         chosen: &Chosen,
         width: usize,
         asked: usize,
+        cancel: &Cancel,
     ) -> Result<Vec<f32>> {
         let started = Instant::now();
         let encoded = self.tokenizer.encode_counted(texts, &chosen.prefix)?;
@@ -301,7 +326,7 @@ impl Engine {
         self.stats
             .call(asked, ids.iter().map(Vec::len).sum(), started.elapsed());
         self.stats.truncated(encoded.truncated);
-        self.run(&ids, &[], chosen.id, width)
+        self.run(&ids, &[], chosen.id, width, cancel)
     }
 
     /// How many tokens each text becomes with the call's prompt, special tokens included, before
@@ -329,10 +354,21 @@ impl Engine {
         docs: &[String],
         options: &RerankOptions,
     ) -> Result<Vec<RerankHit>> {
-        let result = self.rerank_counted(query, docs, options);
-        if let Err(e) = &result {
-            self.stats.error(e.to_string());
-        }
+        self.rerank_cancellable(query, docs, options, &Cancel::never())
+    }
+
+    /// The same, stopped with `Error::Aborted` before the next micro-batch once `cancel` is set.
+    pub fn rerank_cancellable(
+        &self,
+        query: &str,
+        docs: &[String],
+        options: &RerankOptions,
+        cancel: &Cancel,
+    ) -> Result<Vec<RerankHit>> {
+        let result = cancel
+            .check()
+            .and_then(|()| self.rerank_counted(query, docs, options, cancel));
+        self.failed(&result);
         result
     }
 
@@ -341,6 +377,7 @@ impl Engine {
         query: &str,
         docs: &[String],
         options: &RerankOptions,
+        cancel: &Cancel,
     ) -> Result<Vec<RerankHit>> {
         let pairs = self.pairs.as_ref().ok_or_else(|| {
             Error::Input("this model embeds and has no head to score pairs with: load a reranker (Reranker.load) to rerank".into())
@@ -357,7 +394,7 @@ impl Engine {
             ids.iter().map(Vec::len).sum(),
             started.elapsed(),
         );
-        let logits = self.run(&ids, &types, None, self.dim)?;
+        let logits = self.run(&ids, &types, None, self.dim, cancel)?;
         Ok(rerank::rank(&logits, options))
     }
 
@@ -369,6 +406,7 @@ impl Engine {
         types: &[Vec<u8>],
         task: Option<i64>,
         width: usize,
+        cancel: &Cancel,
     ) -> Result<Vec<f32>> {
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         let mut out = vec![0f32; ids.len() * width];
@@ -378,6 +416,7 @@ impl Engine {
             types,
             task,
             width,
+            cancel,
             vectors: Mutex::new(&mut out),
         };
         self.backend
@@ -388,6 +427,7 @@ impl Engine {
     /// Runs `rows` as one micro-batch into their places in `vectors`; out of memory halves the
     /// micro-batch and tries again, so a call returns every vector or a real error.
     fn forward(&self, job: &Job, rows: Vec<usize>, forward: &Forward) -> Result<()> {
+        job.cancel.check()?;
         let (dim, model_dim) = (job.width, self.model_dim);
         let mut batch = match job.types.is_empty() {
             true => crate::batching::assemble(job.ids, rows),
@@ -432,34 +472,10 @@ struct Job<'a> {
     task: Option<i64>,
     /// Floats kept of each pooled vector.
     width: usize,
+    cancel: &'a Cancel,
     vectors: Mutex<&'a mut Vec<f32>>,
 }
 
 fn poisoned() -> Error {
     Error::Internal("a lock was poisoned by a panic".into())
-}
-
-/// The vector length asked for: any from 1 to the model's, or one of the snapshot's
-/// `matryoshka_dimensions` when it lists them.
-fn dimensions(
-    dir: &crate::model_dir::ModelDir,
-    asked: Option<usize>,
-    model_dim: usize,
-) -> Result<usize> {
-    let Some(n) = asked else {
-        return Ok(model_dim);
-    };
-    if let Some(allowed) = &dir.matryoshka_dimensions {
-        if !allowed.contains(&n) || n > model_dim {
-            return Err(Error::Input(format!(
-                "dimensions {n} is not one this model was trained to be cut to (its matryoshka_dimensions: {allowed:?})"
-            )));
-        }
-    }
-    if n == 0 || n > model_dim {
-        return Err(Error::Input(format!(
-            "dimensions must be from 1 to the model's {model_dim}, got {n}"
-        )));
-    }
-    Ok(n)
 }

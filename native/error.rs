@@ -33,6 +33,9 @@ pub enum Error {
     NotLoaded(String),
     #[error("{0}")]
     Closed(String),
+    /// The call's `AbortSignal` fired; JavaScript rejects with an `AbortError`.
+    #[error("the operation was aborted")]
+    Aborted,
     #[error("internal error (please report it): {0}")]
     Internal(String),
 }
@@ -92,6 +95,9 @@ pub enum ErrorCode {
     ErrUnsupportedPlatform,
     /// A bug: please report it.
     ErrInternal,
+    /// The call's `AbortSignal` fired (or its `timeout` passed): an `AbortError`, as Node's own
+    /// APIs reject.
+    AbortErr,
 }
 
 impl ErrorCode {
@@ -112,6 +118,7 @@ impl ErrorCode {
             ErrorCode::ErrDownload => "ERR_DOWNLOAD",
             ErrorCode::ErrUnsupportedPlatform => "ERR_UNSUPPORTED_PLATFORM",
             ErrorCode::ErrInternal => "ERR_INTERNAL",
+            ErrorCode::AbortErr => "ABORT_ERR",
         }
     }
 }
@@ -150,6 +157,7 @@ impl Error {
             Error::NotLoaded(_) => ErrorCode::ErrNotLoaded,
             Error::Closed(_) => ErrorCode::ErrModelClosed,
             Error::Internal(_) => ErrorCode::ErrInternal,
+            Error::Aborted => ErrorCode::AbortErr,
         }
     }
 }

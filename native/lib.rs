@@ -4,6 +4,7 @@
 pub mod arch;
 pub mod backend;
 pub mod batching;
+pub mod cancel;
 pub mod choices;
 pub mod cpu;
 pub mod decide;

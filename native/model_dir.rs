@@ -97,6 +97,27 @@ impl Tasks {
 }
 
 impl ModelDir {
+    /// The vector length asked for: any from 1 to the model's, or one of the snapshot's
+    /// `matryoshka_dimensions` when it lists them.
+    pub fn dimensions(&self, asked: Option<usize>, model_dim: usize) -> Result<usize> {
+        let Some(n) = asked else {
+            return Ok(model_dim);
+        };
+        if let Some(allowed) = &self.matryoshka_dimensions {
+            if !allowed.contains(&n) || n > model_dim {
+                return Err(Error::Input(format!(
+                    "dimensions {n} is not one this model was trained to be cut to (its matryoshka_dimensions: {allowed:?})"
+                )));
+            }
+        }
+        if n == 0 || n > model_dim {
+            return Err(Error::Input(format!(
+                "dimensions must be from 1 to the model's {model_dim}, got {n}"
+            )));
+        }
+        Ok(n)
+    }
+
     pub fn open(path: &Path) -> Result<Self> {
         if !path.is_dir() {
             return Err(Error::model_file(

@@ -13,6 +13,7 @@ use napi::ScopedTask;
 use napi_derive::napi;
 use once_cell::sync::Lazy;
 
+use crate::cancel::Cancel;
 use crate::engine::Engine;
 use crate::error::Error as EngineError;
 use crate::info::Info;
@@ -117,9 +118,10 @@ impl Model {
         LoadTask::new(&env, model_dir, options, false)
     }
 
-    /// One vector per text, in input order; runs off the JS thread.
+    /// One vector per text, in input order; runs off the JS thread. The TypeScript layer
+    /// passes `cancel` for a call's `signal` or `timeout`.
     #[napi(
-        ts_args_type = "texts: string[], isQuery?: boolean, options?: EmbedOptions",
+        ts_args_type = "texts: string[], isQuery?: boolean, options?: EmbedOptions, cancel?: CancelToken",
         ts_return_type = "Promise<Float32Array[]>"
     )]
     pub fn embed(
@@ -127,12 +129,14 @@ impl Model {
         texts: Unknown,
         is_query: Option<bool>,
         options: Option<EmbedOptions>,
+        cancel: Option<&CancelToken>,
     ) -> AsyncTask<EmbedTask> {
         let job = read::texts(texts).and_then(|texts| Ok((self.slot.get()?, texts)));
         AsyncTask::new(EmbedTask {
             job,
             is_query: is_query.unwrap_or(false),
             call: options.unwrap_or_default(),
+            cancel: cancel.map_or_else(Cancel::never, CancelToken::flag),
         })
     }
 
@@ -213,15 +217,43 @@ pub fn init(env: Env, model_dir: Unknown, options: Option<Unknown>) -> AsyncTask
 
 /// One vector per text, in input order, from the default model; runs off the JS thread.
 #[napi(
-    ts_args_type = "texts: string[], isQuery?: boolean, options?: EmbedOptions",
+    ts_args_type = "texts: string[], isQuery?: boolean, options?: EmbedOptions, cancel?: CancelToken",
     ts_return_type = "Promise<Float32Array[]>"
 )]
 pub fn embed(
     texts: Unknown,
     is_query: Option<bool>,
     options: Option<EmbedOptions>,
+    cancel: Option<&CancelToken>,
 ) -> AsyncTask<EmbedTask> {
-    DEFAULT.embed(texts, is_query, options)
+    DEFAULT.embed(texts, is_query, options, cancel)
+}
+
+/// A call's cancellation: the TypeScript layer makes one per call with a `signal` or `timeout`
+/// and cancels it when the signal fires; the call stops before its next micro-batch.
+#[napi]
+pub struct CancelToken {
+    cancel: Cancel,
+}
+
+#[napi]
+impl CancelToken {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> CancelToken {
+        CancelToken {
+            cancel: Cancel::never(),
+        }
+    }
+
+    #[napi]
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    pub fn flag(&self) -> Cancel {
+        self.cancel.clone()
+    }
 }
 
 /// The same as `embed`, blocking the JS thread: for scripts.
@@ -313,6 +345,7 @@ pub struct EmbedTask {
     job: EngineResult<(Arc<Engine>, Vec<String>)>,
     is_query: bool,
     call: EmbedOptions,
+    cancel: Cancel,
 }
 
 impl<'task> ScopedTask<'task> for EmbedTask {
@@ -322,7 +355,7 @@ impl<'task> ScopedTask<'task> for EmbedTask {
     fn compute(&mut self) -> Result<Self::Output> {
         let job = std::mem::replace(&mut self.job, Err(ran_twice()));
         Ok(job.and_then(|(engine, texts)| {
-            guarded(|| engine.embed_with(&texts, self.is_query, &self.call))
+            guarded(|| engine.embed_cancellable(&texts, self.is_query, &self.call, &self.cancel))
                 .map(|v| (v, engine.dim()))
         }))
     }

@@ -8,7 +8,8 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::read::{self, guarded, js_error, EngineResult};
-use super::{ran_twice, CloseTask, ExportTask, Slot};
+use super::{ran_twice, CancelToken, CloseTask, ExportTask, Slot};
+use crate::cancel::Cancel;
 use crate::engine::Engine;
 use crate::error::Error as EngineError;
 use crate::info::Info;
@@ -39,7 +40,7 @@ impl RerankerModel {
 
     /// The documents' hits for `query`, best first.
     #[napi(
-        ts_args_type = "query: string, documents: string[], options?: RerankOptions",
+        ts_args_type = "query: string, documents: string[], options?: RerankOptions, cancel?: CancelToken",
         ts_return_type = "Promise<RerankHit[]>"
     )]
     pub fn rerank(
@@ -47,6 +48,7 @@ impl RerankerModel {
         query: Unknown,
         documents: Unknown,
         options: Option<RerankOptions>,
+        cancel: Option<&CancelToken>,
     ) -> AsyncTask<RerankTask> {
         let job = read::query(query).and_then(|query| {
             let documents = read::documents(documents)?;
@@ -55,6 +57,7 @@ impl RerankerModel {
         AsyncTask::new(RerankTask {
             job,
             options: options.unwrap_or_default(),
+            cancel: cancel.map_or_else(Cancel::never, CancelToken::flag),
         })
     }
 
@@ -118,6 +121,7 @@ impl Task for LoadRerankerTask {
 pub struct RerankTask {
     job: EngineResult<(Arc<Engine>, String, Vec<String>)>,
     options: RerankOptions,
+    cancel: Cancel,
 }
 
 impl Task for RerankTask {
@@ -127,7 +131,7 @@ impl Task for RerankTask {
     fn compute(&mut self) -> Result<Self::Output> {
         let job = std::mem::replace(&mut self.job, Err(ran_twice()));
         Ok(job.and_then(|(engine, query, documents)| {
-            guarded(|| engine.rerank(&query, &documents, &self.options))
+            guarded(|| engine.rerank_cancellable(&query, &documents, &self.options, &self.cancel))
         }))
     }
 
