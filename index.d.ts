@@ -176,6 +176,11 @@ export declare enum ErrorCode {
    * APIs reject.
    */
   AbortErr = 'ABORT_ERR',
+  /**
+   * `maxQueuedCalls` calls already wait for `maxConcurrentCalls`: try again later (a server
+   * answers 429). Thrown by the TypeScript layer.
+   */
+  ErrBusy = 'ERR_BUSY',
 }
 
 /**
@@ -296,6 +301,16 @@ export interface InitOptions {
    * before it goes on without the cache (default 5000).
    */
   vectorCacheTimeout?: number
+  /**
+   * Calls of this model that run at once; later ones wait in order (default
+   * `$SEMANTIC_SEARCH_MAX_CONCURRENT`, else no limit).
+   */
+  maxConcurrentCalls?: number
+  /**
+   * With `maxConcurrentCalls`: calls that may wait; one more is refused at once with
+   * `ERR_BUSY` (a server answers 429). Default: no limit.
+   */
+  maxQueuedCalls?: number
 }
 
 /** The `int8Scheme` option: a scheme, or `auto` (the one this CPU runs fastest). */
@@ -346,6 +361,12 @@ export interface ModelInfo {
    */
   lanes: number
   batchTokens: number
+  /**
+   * Calls that run at once (`maxConcurrentCalls`) and that may wait (`maxQueuedCalls`);
+   * absent: no limit.
+   */
+  maxConcurrentCalls?: number
+  maxQueuedCalls?: number
   /** The GPU memory cap in bytes, when one was set. */
   gpuMemoryLimit?: number
   /** Why the CUDA provider is not used, when `backend: 'auto'` could have used it. */
@@ -395,6 +416,13 @@ export interface ModelStats {
   cacheMisses: number
   /** The vector cache file's bytes in use (0 when it is off). */
   cacheBytes: number
+  /** The most calls that ran in the engine at once (what `maxConcurrentCalls` bounds). */
+  peakRunningCalls: number
+  /**
+   * Seconds calls waited for `maxConcurrentCalls` (counted by the TypeScript layer, which
+   * queues them).
+   */
+  queueSeconds: number
   tokenizeSeconds: number
   /** Summed over forward passes: with lanes (`info().lanes`) it can exceed the calls' time. */
   backendSeconds: number

@@ -2,7 +2,7 @@
 // library. The Linux packages are built for glibc 2.28 and later; ONNX Runtime publishes no musl
 // build, so on Alpine the generated loader would only say "Cannot find native binding".
 import type * as Native from '../index';
-import { acceptSignals } from './cancel';
+import { wrapCalls } from './calls';
 import { CodedError } from './errors';
 
 /** The glibc the Linux packages are built against (the oldest that Node 18+ and ONNX Runtime need). */
@@ -48,7 +48,7 @@ function load(): typeof Native {
   const why = unsupportedPlatform();
   if (why) throw new CodedError('ERR_UNSUPPORTED_PLATFORM', why);
   const native: typeof Native = require('../index');
-  acceptSignals(native);
+  wrapCalls(native);
   return native;
 }
 

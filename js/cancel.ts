@@ -18,8 +18,12 @@ declare module '../index' {
   interface RerankOptions extends Cancellable {}
 }
 
-// the addon's token class, set by acceptSignals when the addon loads
+// the addon's token class, set by wrapCalls (calls.ts) when the addon loads
 let Token: typeof Native.CancelToken | undefined;
+
+export function useTokens(token: typeof Native.CancelToken): void {
+  Token = token;
+}
 
 /** The error an aborted call rejects with, as Node's own `AbortError`. */
 export class AbortError extends Error {
@@ -62,34 +66,5 @@ export async function cancellable<T>(
     throw (e as { code?: string }).code === 'ABORT_ERR' ? new AbortError(signal.reason) : e;
   } finally {
     signal.removeEventListener('abort', abort);
-  }
-}
-
-/** `Model.prototype.embed` and `RerankerModel.prototype.rerank` taking `signal` and `timeout`. */
-export function acceptSignals(native: typeof Native): void {
-  Token = native.CancelToken;
-  const embed = native.Model.prototype.embed;
-  native.Model.prototype.embed = function (this: Native.Model, texts, isQuery, options) {
-    return withOptions(options, (call, token) => embed.call(this, texts, isQuery, call, token));
-  };
-  const rerank = native.RerankerModel.prototype.rerank;
-  native.RerankerModel.prototype.rerank = function (this: Native.RerankerModel, query, documents, options) {
-    return withOptions(options, (call, token) => rerank.call(this, query, documents, call, token));
-  };
-  const embedDefault = native.embed;
-  (native as { embed: typeof native.embed }).embed = (texts, isQuery, options) =>
-    withOptions(options, (call, token) => embedDefault(texts, isQuery, call, token));
-}
-
-function withOptions<O extends Cancellable, T>(
-  options: O | undefined,
-  call: (options: Omit<O, 'signal' | 'timeout'> | undefined, token?: Native.CancelToken) => Promise<T>,
-): Promise<T> {
-  if (!options) return call(options);
-  const { signal, timeout, ...rest } = options;
-  try {
-    return cancellable(callSignal({ signal, timeout }), (token) => call(rest, token));
-  } catch (e) {
-    return Promise.reject(e);
   }
 }

@@ -182,6 +182,8 @@ impl Engine {
             },
             lanes: count(backend.lanes()),
             batch_tokens: count(batch_tokens),
+            max_concurrent_calls: settings.max_concurrent_calls.map(count),
+            max_queued_calls: settings.max_queued_calls.map(count),
             gpu_memory_limit: settings.gpu_memory_limit.map(|b| b as f64),
             cuda_unavailable: loaded.cuda_unavailable,
             mlx_unavailable: loaded.mlx_unavailable,
@@ -266,6 +268,7 @@ impl Engine {
         cancel: &Cancel,
     ) -> Result<Vec<f32>> {
         let result = cancel.check().and_then(|()| {
+            let _running = self.stats.running();
             let chosen = self.tasks.choose(is_query, call)?;
             self.embed_counted(texts, &chosen, cancel)
         });
@@ -365,9 +368,10 @@ impl Engine {
         options: &RerankOptions,
         cancel: &Cancel,
     ) -> Result<Vec<RerankHit>> {
-        let result = cancel
-            .check()
-            .and_then(|()| self.rerank_counted(query, docs, options, cancel));
+        let result = cancel.check().and_then(|()| {
+            let _running = self.stats.running();
+            self.rerank_counted(query, docs, options, cancel)
+        });
         self.failed(&result);
         result
     }

@@ -98,6 +98,9 @@ pub enum ErrorCode {
     /// The call's `AbortSignal` fired (or its `timeout` passed): an `AbortError`, as Node's own
     /// APIs reject.
     AbortErr,
+    /// `maxQueuedCalls` calls already wait for `maxConcurrentCalls`: try again later (a server
+    /// answers 429). Thrown by the TypeScript layer.
+    ErrBusy,
 }
 
 impl ErrorCode {
@@ -119,6 +122,7 @@ impl ErrorCode {
             ErrorCode::ErrUnsupportedPlatform => "ERR_UNSUPPORTED_PLATFORM",
             ErrorCode::ErrInternal => "ERR_INTERNAL",
             ErrorCode::AbortErr => "ABORT_ERR",
+            ErrorCode::ErrBusy => "ERR_BUSY",
         }
     }
 }

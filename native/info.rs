@@ -68,6 +68,10 @@ pub struct Info {
     /// has every thread); 1 otherwise.
     pub lanes: u32,
     pub batch_tokens: u32,
+    /// Calls that run at once (`maxConcurrentCalls`) and that may wait (`maxQueuedCalls`);
+    /// absent: no limit.
+    pub max_concurrent_calls: Option<u32>,
+    pub max_queued_calls: Option<u32>,
     /// The GPU memory cap in bytes, when one was set.
     pub gpu_memory_limit: Option<f64>,
     /// Why the CUDA provider is not used, when `backend: 'auto'` could have used it.

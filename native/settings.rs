@@ -92,6 +92,12 @@ pub struct Options {
     /// How long, in milliseconds, a call waits for another process's write to the vector cache
     /// before it goes on without the cache (default 5000).
     pub vector_cache_timeout: Option<u32>,
+    /// Calls of this model that run at once; later ones wait in order (default
+    /// `$SEMANTIC_SEARCH_MAX_CONCURRENT`, else no limit).
+    pub max_concurrent_calls: Option<u32>,
+    /// With `maxConcurrentCalls`: calls that may wait; one more is refused at once with
+    /// `ERR_BUSY` (a server answers 429). Default: no limit.
+    pub max_queued_calls: Option<u32>,
 }
 
 /// The options in types; `None` still means "the model's or the machine's default".
@@ -117,6 +123,8 @@ pub struct Settings {
     pub cache_dir: Option<PathBuf>,
     /// The vector cache's file and limits; `None`: off.
     pub vector_cache: Option<CacheConfig>,
+    pub max_concurrent_calls: Option<usize>,
+    pub max_queued_calls: Option<usize>,
     pub sources: Sources,
 }
 
@@ -127,6 +135,7 @@ pub const ENV_MAX_LENGTH: &str = "SEMANTIC_SEARCH_MAX_LENGTH";
 pub const ENV_BATCH_TOKENS: &str = "SEMANTIC_SEARCH_BATCH_TOKENS";
 pub const ENV_GPU_MEMORY_LIMIT: &str = "SEMANTIC_SEARCH_GPU_MEMORY_LIMIT";
 pub const ENV_CACHE: &str = "SEMANTIC_SEARCH_CACHE";
+pub const ENV_MAX_CONCURRENT: &str = "SEMANTIC_SEARCH_MAX_CONCURRENT";
 pub const ENV_VECTOR_CACHE: &str = "SEMANTIC_SEARCH_VECTOR_CACHE";
 pub const ENV_VECTOR_CACHE_MAX_BYTES: &str = "SEMANTIC_SEARCH_VECTOR_CACHE_MAX_BYTES";
 
@@ -167,10 +176,7 @@ impl Settings {
         )?;
         let limit = pick(
             &mut sources.gpu_memory_limit,
-            options.gpu_memory_limit.as_ref().map(|limit| match limit {
-                Either::A(bytes) => bytes.to_string(),
-                Either::B(text) => text.clone(),
-            }),
+            options.gpu_memory_limit.as_ref().map(text_of),
             env(ENV_GPU_MEMORY_LIMIT),
         );
         let gpu_memory_limit = limit
@@ -179,6 +185,20 @@ impl Settings {
             .transpose()
             .map_err(|e| from(sources.gpu_memory_limit, ENV_GPU_MEMORY_LIMIT).error(e))?;
         let vector_cache = vector_cache(options, &env)?;
+        let mut concurrency = Source::Default;
+        let max_concurrent_calls = pick_number(
+            &mut concurrency,
+            "maxConcurrentCalls",
+            count(options.max_concurrent_calls),
+            ENV_MAX_CONCURRENT,
+            &env,
+        )?;
+        if options.max_queued_calls.is_some() && max_concurrent_calls.is_none() {
+            return Err(Error::Input(
+                "maxQueuedCalls needs maxConcurrentCalls: calls wait only when that many run"
+                    .into(),
+            ));
+        }
         Ok(Settings {
             backend: backend.unwrap_or(BackendKind::Auto),
             dtype,
@@ -205,6 +225,8 @@ impl Settings {
                     .or_else(|| cache_dir(&env)),
             },
             vector_cache,
+            max_concurrent_calls,
+            max_queued_calls: count(options.max_queued_calls),
             sources,
         })
     }
@@ -216,8 +238,7 @@ fn vector_cache(
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<CacheConfig>> {
     let (choice, failure) = match &options.vector_cache {
-        Some(Either::A(on)) => (Some(on.to_string()), Failure::Option),
-        Some(Either::B(text)) => (Some(text.clone()), Failure::Option),
+        Some(given) => (Some(text_of(given)), Failure::Option),
         None => (env(ENV_VECTOR_CACHE), Failure::Env(ENV_VECTOR_CACHE.into())),
     };
     let Some(choice) = choice else {
@@ -233,11 +254,8 @@ fn vector_cache(
         _ => PathBuf::from(choice.trim()),
     };
     let max_bytes = match &options.vector_cache_max_bytes {
-        Some(Either::A(bytes)) => {
-            Some(parse_size("vectorCacheMaxBytes", &bytes.to_string()).map_err(Error::Input)?)
-        }
-        Some(Either::B(text)) => {
-            Some(parse_size("vectorCacheMaxBytes", text).map_err(Error::Input)?)
+        Some(given) => {
+            Some(parse_size("vectorCacheMaxBytes", &text_of(given)).map_err(Error::Input)?)
         }
         None => env(ENV_VECTOR_CACHE_MAX_BYTES)
             .map(|text| {
@@ -253,6 +271,14 @@ fn vector_cache(
             .vector_cache_timeout
             .map_or(DEFAULT_BUSY, |ms| Duration::from_millis(ms.into())),
     }))
+}
+
+/// A number or flag given where a string also goes, as text.
+fn text_of<T: ToString>(given: &Either<T, String>) -> String {
+    match given {
+        Either::A(value) => value.to_string(),
+        Either::B(text) => text.clone(),
+    }
 }
 
 /// `$XDG_CACHE_HOME`, else `%LOCALAPPDATA%` (Windows), else `~/.cache`.
@@ -358,122 +384,4 @@ fn pick_number(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn resolve(options: Options, vars: &[(&str, &str)]) -> Result<Settings> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::resolve(&options, |name| vars.get(name).cloned())
-    }
-
-    #[test]
-    fn nothing_given_means_defaults_from_nowhere() {
-        let s = resolve(Options::default(), &[]).unwrap();
-        assert_eq!(s.backend, BackendKind::Auto);
-        assert_eq!(
-            (
-                s.dtype,
-                s.threads,
-                s.max_length,
-                s.batch_tokens,
-                s.gpu_memory_limit
-            ),
-            (None, None, None, None, None)
-        );
-        assert_eq!(s.sources, Sources::default());
-    }
-
-    #[test]
-    fn every_variable_is_read_and_its_source_kept() {
-        let s = resolve(
-            Options::default(),
-            &[
-                (ENV_BACKEND, "cpu"),
-                (ENV_DTYPE, "int8"),
-                (ENV_THREADS, "3"),
-                (ENV_MAX_LENGTH, "64"),
-                (ENV_BATCH_TOKENS, "512"),
-                (ENV_GPU_MEMORY_LIMIT, "2GiB"),
-            ],
-        )
-        .unwrap();
-        assert_eq!(s.backend, BackendKind::Cpu);
-        assert_eq!(s.dtype, Some(Precision::Int8));
-        assert_eq!(
-            (s.threads, s.max_length, s.batch_tokens),
-            (Some(3), Some(64), Some(512))
-        );
-        assert_eq!(s.gpu_memory_limit, Some(2 << 30));
-        let all_env = Sources {
-            backend: Source::Env,
-            dtype: Source::Env,
-            threads: Source::Env,
-            max_length: Source::Env,
-            batch_tokens: Source::Env,
-            gpu_memory_limit: Source::Env,
-        };
-        assert_eq!(s.sources, all_env);
-    }
-
-    #[test]
-    fn options_in_code_win_over_the_environment() {
-        let options = Options {
-            backend: Some(BackendKind::Cuda),
-            threads: Some(1),
-            gpu_memory_limit: Some(Either::B("1000".into())),
-            ..Options::default()
-        };
-        let s = resolve(
-            options,
-            &[
-                (ENV_BACKEND, "cpu"),
-                (ENV_THREADS, "7"),
-                (ENV_GPU_MEMORY_LIMIT, "5GB"),
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            (s.backend, s.threads, s.gpu_memory_limit),
-            (BackendKind::Cuda, Some(1), Some(1000))
-        );
-        assert_eq!(
-            (s.sources.backend, s.sources.threads),
-            (Source::Option, Source::Option)
-        );
-    }
-
-    #[test]
-    fn a_malformed_variable_is_an_error_naming_it() {
-        for (var, value) in [
-            (ENV_BACKEND, "tpu"),
-            (ENV_DTYPE, "bf16"),
-            (ENV_THREADS, "two"),
-            (ENV_THREADS, "0"),
-            (ENV_MAX_LENGTH, "-1"),
-            (ENV_BATCH_TOKENS, "1e3"),
-            (ENV_GPU_MEMORY_LIMIT, "lots"),
-            (ENV_VECTOR_CACHE_MAX_BYTES, "big"),
-        ] {
-            let cache_on = (ENV_VECTOR_CACHE, "/tmp/v.sqlite");
-            let error = resolve(Options::default(), &[(var, value), cache_on]).unwrap_err();
-            assert_eq!(error.code(), "ERR_ENV", "{var}={value}");
-            assert!(error.to_string().starts_with(var), "{error}");
-        }
-    }
-
-    #[test]
-    fn a_malformed_variable_is_ignored_when_the_option_is_given() {
-        let options = Options {
-            threads: Some(2),
-            ..Options::default()
-        };
-        assert_eq!(
-            resolve(options, &[(ENV_THREADS, "two")]).unwrap().threads,
-            Some(2)
-        );
-    }
-}
+mod tests;

@@ -14,6 +14,8 @@ pub struct Stats {
     oom_retries: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
+    running: AtomicU64,
+    peak_running: AtomicU64,
     tokenize_nanos: AtomicU64,
     backend_nanos: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -41,6 +43,11 @@ pub struct StatsSnapshot {
     pub cache_misses: i64,
     /// The vector cache file's bytes in use (0 when it is off).
     pub cache_bytes: f64,
+    /// The most calls that ran in the engine at once (what `maxConcurrentCalls` bounds).
+    pub peak_running_calls: i64,
+    /// Seconds calls waited for `maxConcurrentCalls` (counted by the TypeScript layer, which
+    /// queues them).
+    pub queue_seconds: f64,
     pub tokenize_seconds: f64,
     /// Summed over forward passes: with lanes (`info().lanes`) it can exceed the calls' time.
     pub backend_seconds: f64,
@@ -71,6 +78,13 @@ impl Stats {
         self.cache_misses.fetch_add(misses as u64, Relaxed);
     }
 
+    /// Counts a call as running until the guard drops.
+    pub fn running(&self) -> Running<'_> {
+        let now = self.running.fetch_add(1, Relaxed) + 1;
+        self.peak_running.fetch_max(now, Relaxed);
+        Running(self)
+    }
+
     pub fn oom_retry(&self) {
         self.oom_retries.fetch_add(1, Relaxed);
     }
@@ -94,10 +108,21 @@ impl Stats {
             cache_hits: count(&self.cache_hits),
             cache_misses: count(&self.cache_misses),
             cache_bytes: 0.0,
+            peak_running_calls: count(&self.peak_running),
+            queue_seconds: 0.0,
             tokenize_seconds: self.tokenize_nanos.load(Relaxed) as f64 * 1e-9,
             backend_seconds: self.backend_nanos.load(Relaxed) as f64 * 1e-9,
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
         }
+    }
+}
+
+/// A call in the engine; dropping it ends the call.
+pub struct Running<'a>(&'a Stats);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Relaxed);
     }
 }
 
