@@ -40,6 +40,8 @@ export declare class Model {
   isGpu(): boolean
   /** What this model has done since it was loaded. */
   stats(): ModelStats
+  /** Whether this model is serving, where, and how fast: for a service's health check. */
+  health(): ModelHealth
   /**
    * Frees the model: calls already running finish first, later calls reject with
    * `ERR_MODEL_CLOSED`. Resolves once the memory is released; closing twice is harmless.
@@ -57,6 +59,8 @@ export declare class RerankerModel {
   isGpu(): boolean
   /** What this reranker has done since it was loaded (`texts`: the documents scored). */
   stats(): ModelStats
+  /** Whether this reranker is serving, where, and how fast. */
+  health(): ModelHealth
   /**
    * Frees the reranker: calls already running finish first, later calls reject with
    * `ERR_MODEL_CLOSED`.
@@ -198,6 +202,25 @@ export declare function exportOnnx(modelDir: string, file: string, options?: Ini
  */
 export declare function exportRerankerOnnx(modelDir: string, file: string, options?: InitOptions | undefined | null): Promise<void>
 
+/** Whether the default model is serving, where, and how fast. */
+export declare function health(): ModelHealth
+
+/** Seconds per call over the last calls that returned (at most 1,000); `null` before the first. */
+export interface HealthLatency {
+  p50?: number
+  p95?: number
+  p99?: number
+}
+
+/**
+ * Calls in the model now: running, and waiting for `maxConcurrentCalls` (the TypeScript layer
+ * queues them).
+ */
+export interface HealthQueue {
+  running: number
+  waiting: number
+}
+
 /** What the default model is and where it runs. */
 export declare function info(): ModelInfo
 
@@ -311,6 +334,17 @@ export interface InitOptions {
    * `ERR_BUSY` (a server answers 429). Default: no limit.
    */
   maxQueuedCalls?: number
+  /**
+   * The CUDA device, as `'cuda:1'` (default `$SEMANTIC_SEARCH_GPU_DEVICE`, else device 0);
+   * naming one runs the model on CUDA.
+   */
+  device?: string
+  /**
+   * When a forward pass on CUDA or MLX fails (the provider errors, a text does not fit in GPU
+   * memory), finish the call on a CPU session of the same weights and stay there (default
+   * `$SEMANTIC_SEARCH_CPU_FALLBACK`, else false: the call rejects).
+   */
+  cpuFallback?: boolean
 }
 
 /** The `int8Scheme` option: a scheme, or `auto` (the one this CPU runs fastest). */
@@ -323,6 +357,26 @@ export declare enum Int8Scheme {
 
 /** True only when the default model really runs on a GPU. */
 export declare function isGpu(): boolean
+
+export interface ModelHealth {
+  /**
+   * `'failed'` when the model's last call that ran failed in the backend (not for bad input or
+   * an abort); `'degraded'` once it fell back to the CPU (`cpuFallback`); else `'ok'`.
+   */
+  status: 'ok' | 'degraded' | 'failed'
+  /** Where it runs now (`'cpu'` after a fallback). */
+  backend: string
+  device: string
+  /** Seconds since it was loaded. */
+  uptimeSeconds: number
+  /** Calls made, failed and aborted ones included. */
+  calls: number
+  /** Calls that failed (bad input included; aborts are not failures). */
+  errors: number
+  lastError?: string
+  latency: HealthLatency
+  queue: HealthQueue
+}
 
 export interface ModelInfo {
   backend: 'cpu' | 'cuda' | 'mlx'
@@ -394,6 +448,13 @@ export interface ModelInfo {
    * it was.
    */
   vectorCacheNote?: string
+  /** Whether a failing GPU hands its calls to the CPU (`cpuFallback`). */
+  cpuFallback: boolean
+  /**
+   * Set once the model fell back to the CPU: what failed; `backend` and `device` then say
+   * `'cpu'`.
+   */
+  cpuFallbackReason?: string
 }
 
 /** What one model has done since it was loaded: `stats()` in JavaScript. */
@@ -426,6 +487,11 @@ export interface ModelStats {
   tokenizeSeconds: number
   /** Summed over forward passes: with lanes (`info().lanes`) it can exceed the calls' time. */
   backendSeconds: number
+  /**
+   * Calls that failed on the GPU and finished on the CPU (`cpuFallback`); once it happened the
+   * model runs on the CPU.
+   */
+  cpuFallbacks: number
   /** The message of the last failed call. */
   lastError?: string
 }
@@ -463,6 +529,11 @@ export interface RuntimeInfo {
   providers: Array<string>
   /** `None` when the CUDA provider starts here; else why it cannot. */
   cudaUnavailable?: string
+  /**
+   * The CUDA devices the NVIDIA driver reports (0 without a driver): `device: 'cuda:N'`
+   * takes N below it.
+   */
+  cudaDevices: number
 }
 
 /** Where a setting's value came from. */

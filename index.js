@@ -850,6 +850,7 @@ module.exports.embedSync = nativeBinding.embedSync
 module.exports.ErrorCode = nativeBinding.ErrorCode
 module.exports.exportOnnx = nativeBinding.exportOnnx
 module.exports.exportRerankerOnnx = nativeBinding.exportRerankerOnnx
+module.exports.health = nativeBinding.health
 module.exports.info = nativeBinding.info
 module.exports.init = nativeBinding.init
 module.exports.Int8Scheme = nativeBinding.Int8Scheme

@@ -1,5 +1,6 @@
 // A concurrency limit with back-pressure: maxConcurrentCalls runs at most N calls of a model at
-// once (the engine's own count of calls running, stats().peakRunningCalls, says so), later calls
+// once (each call's `call` log event and the engine's stats().peakRunningCalls count the calls
+// running in the engine), later calls
 // wait in order (stats().queueSeconds), maxQueuedCalls refuses one more with ERR_BUSY at once,
 // and a waiting call's signal takes it out of the queue.
 import { Model } from '../js';
@@ -14,7 +15,11 @@ async function concurrently(model: InstanceType<typeof Model>, calls: number) {
 describe('concurrency limit', () => {
   test('50 concurrent calls with maxConcurrentCalls 2 never run more than 2 at once, and all return the right vectors', async () => {
     const free = await Model.load(MINILM, { backend: 'cpu', cache: false });
-    const limited = await Model.load(MINILM, { backend: 'cpu', cache: false, maxConcurrentCalls: 2 });
+    const running: number[] = [];
+    const logger = (_level: string, event: string, fields: Record<string, unknown>) => {
+      if (event === 'call') running.push(fields.running as number);
+    };
+    const limited = await Model.load(MINILM, { backend: 'cpu', cache: false, maxConcurrentCalls: 2, logger });
     try {
       expect(limited.info()).toMatchObject({ maxConcurrentCalls: 2 });
       const expected = await concurrently(free, 50);
@@ -26,6 +31,9 @@ describe('concurrency limit', () => {
       expect(stats.peakRunningCalls).toBe(2);
       expect(stats.calls).toBe(50);
       expect(stats.queueSeconds).toBeGreaterThan(0);
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the last events reach the logger
+      expect(running).toHaveLength(50);
+      expect(Math.max(...running)).toBe(2);
     } finally {
       await Promise.all([free.close(), limited.close()]);
     }

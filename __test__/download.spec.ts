@@ -112,6 +112,30 @@ describe('download from a hub', () => {
     expect(sha256(blobOf('model.safetensors'))).toBe(sha256(path.join(modelDir, 'model.safetensors')));
   });
 
+  it('stops at its signal: an AbortError, no request once aborted, and the bytes kept for the next download to resume from', async () => {
+    await expect(fetchModel(ID, { signal: AbortSignal.abort('not now') })).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR', cause: 'not now' });
+    expect(hub.log).toEqual([]);
+    const controller = new AbortController();
+    const stopped = fetchModel(ID, {
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.file === 'model.safetensors' && p.phase === 'fetch' && p.done > 10_000_000) controller.abort('enough');
+      },
+    });
+    await expect(stopped).rejects.toMatchObject({ name: 'AbortError', code: 'ABORT_ERR', cause: 'enough' });
+    const blobs = path.join(cacheDir, 'models--sentence-transformers--all-MiniLM-L6-v2', 'blobs');
+    const partial = fs.readdirSync(blobs).filter((f) => f.endsWith('.incomplete'));
+    expect(partial).toHaveLength(1);
+    const kept = fs.statSync(path.join(blobs, partial[0])).size;
+    expect(kept).toBeGreaterThan(1_000_000); // what reached the disk before the abort
+    expect(kept).toBeLessThan(fs.statSync(path.join(modelDir, 'model.safetensors')).size);
+    hub.log.length = 0;
+    await fetchModel();
+    expect(fetched()).toEqual([expect.stringMatching(new RegExp(`model\\.safetensors bytes=${kept}-`))]);
+    expect(sha256(blobOf('model.safetensors'))).toBe(sha256(path.join(modelDir, 'model.safetensors')));
+    await expect(fetchModel(ID, { timeout: -1 })).rejects.toMatchObject({ code: 'ERR_INPUT' });
+  });
+
   it('detects a corrupted transfer and a corrupted cached file, and fetches them again', async () => {
     hub.faults.corruptOnce = 'model.safetensors';
     await fetchModel();

@@ -43,6 +43,11 @@ function withQueue<S extends { queueSeconds: number }>(model: object, stats: S):
   return stats;
 }
 
+function withWaiting<H extends { queue: { waiting: number } }>(model: object, health: H): H {
+  health.queue.waiting = gates.get(model)?.waitingCalls ?? 0;
+  return health;
+}
+
 // The addon's own functions, kept on the object they came from: a process that loads this module
 // twice (a test runner's module registries over one loaded addon) wraps them, not its own wrappers.
 const ORIGINAL = Symbol.for('semantic-search-native.original');
@@ -64,6 +69,14 @@ export function wrapCalls(native: typeof Native): void {
   Model.prototype.stats = function (this: Native.Model) {
     return withQueue(this, modelStats.call(this));
   };
+  const modelHealth = original(Model.prototype, 'health');
+  Model.prototype.health = function (this: Native.Model) {
+    return withWaiting(this, modelHealth.call(this));
+  };
+  const rerankerHealth = original(RerankerModel.prototype, 'health');
+  RerankerModel.prototype.health = function (this: Native.RerankerModel) {
+    return withWaiting(this, rerankerHealth.call(this));
+  };
   const rerank = original(RerankerModel.prototype, 'rerank');
   RerankerModel.prototype.rerank = function (this: Native.RerankerModel, query, documents, options) {
     return through(this, () => this.info(), options, (call, token) => rerank.call(this, query, documents, call, token));
@@ -74,9 +87,9 @@ export function wrapCalls(native: typeof Native): void {
   };
   // the default model: one gate per init()
   const slot = { model: {} };
-  const [embedDefault, init, stats] = [original(native, 'embed'), original(native, 'init'), original(native, 'stats')];
+  const [embedDefault, init, stats, health] = [original(native, 'embed'), original(native, 'init'), original(native, 'stats'), original(native, 'health')];
   const { info } = native;
-  const patched = native as { embed: typeof embedDefault; init: typeof init; stats: typeof stats };
+  const patched = native as { embed: typeof embedDefault; init: typeof init; stats: typeof stats; health: typeof health };
   patched.embed = (texts, isQuery, options) =>
     through(slot.model, info, options, (call, token) => embedDefault(texts, isQuery, call, token));
   patched.init = (...args) =>
@@ -85,4 +98,5 @@ export function wrapCalls(native: typeof Native): void {
       return loaded;
     });
   patched.stats = () => withQueue(slot.model, stats());
+  patched.health = () => withWaiting(slot.model, health());
 }

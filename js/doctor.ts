@@ -28,7 +28,7 @@ function cuda(unavailable: string | undefined | null): string {
 
 function gpus(): string {
   try {
-    return execFileSync('nvidia-smi', ['--query-gpu=name,memory.total,driver_version', '--format=csv,noheader'], {
+    return execFileSync('nvidia-smi', ['--query-gpu=index,name,memory.total,driver_version', '--format=csv,noheader'], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     }).trim();
@@ -43,6 +43,7 @@ async function main(): Promise<void> {
   console.log(`providers      ${rt.providers.join(', ')}`);
   console.log(`NVIDIA GPUs    ${gpus()}`);
   console.log(`CUDA           ${cuda(rt.cudaUnavailable)}`);
+  console.log(`CUDA devices   ${rt.cudaDevices} (device: 'cuda:N' or SEMANTIC_SEARCH_GPU_DEVICE=N picks one)`);
   const modelDir = process.argv.slice(2).find((a) => !a.startsWith('--')) || process.env.SEMANTIC_SEARCH_MODEL_DIR;
   if (modelDir) {
     const model = await native.Model.load(modelDir);
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
     const s = model.stats();
     console.log(`test run       ${s.calls} calls, ${s.texts} texts, ${s.tokens} tokens (${s.paddedTokens} padded), ${s.forwardPasses} forward passes, ${s.oomRetries} out-of-memory retries`);
     console.log(`time           tokenising ${(s.tokenizeSeconds * 1000).toFixed(1)} ms, backend ${(s.backendSeconds * 1000).toFixed(1)} ms`);
+    console.log(`health         ${JSON.stringify(model.health())}`);
     await model.close();
   }
 }

@@ -5,14 +5,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import type * as Native from '../index';
-import type { InitOptions, ModelInfo, ModelStats } from '../index';
+import type { InitOptions, ModelHealth, ModelInfo, ModelStats } from '../index';
+import { combineHealth, EmbedderHealth } from './health';
 import { native } from './binding';
 import { CodedError } from './errors';
 import { DEFAULT_MODEL, downloadCommand, resolveModel } from './hub';
 import { AbortError, Cancellable, callSignal } from './cancel';
 import { Reranker, RerankHit, RerankOptions, RerankerSource } from './reranker';
 
-export type { InitOptions, ModelInfo, ModelStats };
+export type { EmbedderHealth, InitOptions, ModelHealth, ModelInfo, ModelStats };
 
 /** Where a model is: a folder, or a hub id downloaded into the Hugging Face cache. */
 export interface ModelSource {
@@ -185,6 +186,13 @@ export class Embedder {
   /** Each model's counters, in the order of `info().parts`. */
   stats(): ModelStats[] {
     return this.models().map((m) => m.stats());
+  }
+
+  /** Whether the embedder is serving: its models' (and reranker's) health, the worst status first. */
+  health(): EmbedderHealth {
+    const parts = this.models().map((m) => m.health());
+    if (this.reranker) parts.push(this.reranker.health());
+    return combineHealth(parts);
   }
 
   /** Frees the models (and the reranker); later calls say to call init() again. */

@@ -10,6 +10,11 @@ export class Gate {
   /** Seconds calls spent waiting, summed. */
   queueSeconds = 0;
 
+  /** Calls waiting now. */
+  get waitingCalls(): number {
+    return this.waiting.length;
+  }
+
   constructor(
     private readonly max: number,
     private readonly maxQueued: number,

@@ -10,13 +10,14 @@ import * as path from 'path';
 import { Readable, Transform } from 'stream';
 import { pipeline } from 'stream/promises';
 import { downloadFile, HubApiError, listFiles, modelInfo } from '@huggingface/hub';
+import { AbortError, callSignal, Cancellable } from './cancel';
 import { CodedError } from './errors';
 import type { ListFileEntry } from '@huggingface/hub';
 
 export const DEFAULT_MODEL = 'nomic-ai/CodeRankEmbed';
 const DEFAULT_ENDPOINT = 'https://huggingface.co';
 
-export interface DownloadOptions {
+export interface DownloadOptions extends Cancellable {
   /** Branch, tag or commit (default `main`). */
   revision?: string;
   /** The Hugging Face cache (default `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else ~/.cache/huggingface/hub). */
@@ -33,6 +34,8 @@ export interface DownloadOptions {
   offline?: boolean;
   /** Called as bytes arrive. */
   onProgress?: (progress: Progress) => void;
+  // `signal` / `timeout`: aborting stops the requests and the file being written (its bytes kept
+  // for the next download to resume from); the download rejects with an `AbortError`.
 }
 
 export interface Progress {
@@ -101,10 +104,14 @@ interface Hub {
   cacheDir: string;
   dir?: string;
   onProgress: (progress: Progress) => void;
+  signal?: AbortSignal;
+  /** Node's fetch, with the download's signal on every request. */
+  fetch: typeof fetch;
 }
 
 function connection(repo: string, options: DownloadOptions): Hub {
   const env = process.env;
+  const signal = callSignal(options);
   return {
     repo,
     revision: options.revision ?? 'main',
@@ -114,6 +121,8 @@ function connection(repo: string, options: DownloadOptions): Hub {
     cacheDir: options.cacheDir ?? hubCacheDir(env),
     dir: options.dir,
     onProgress: options.onProgress ?? (() => undefined),
+    signal,
+    fetch: signal ? (input, init) => fetch(input, { ...init, signal }) : fetch,
   };
 }
 
@@ -127,7 +136,7 @@ function checkRepoId(repo: string): void {
 
 async function resolveRevision(hub: Hub): Promise<string> {
   const info = await hubCall(hub, () =>
-    modelInfo({ name: hub.repo, revision: hub.revision, hubUrl: hub.endpoint, accessToken: hub.token, additionalFields: ['sha'] }),
+    modelInfo({ name: hub.repo, revision: hub.revision, hubUrl: hub.endpoint, accessToken: hub.token, additionalFields: ['sha'], fetch: hub.fetch }),
   );
   const sha = (info as { sha?: string }).sha;
   if (!sha || !/^[0-9a-f]{40}$/.test(sha)) {
@@ -139,7 +148,7 @@ async function resolveRevision(hub: Hub): Promise<string> {
 async function listAll(hub: Hub, sha: string): Promise<ListFileEntry[]> {
   return hubCall(hub, async () => {
     const entries: ListFileEntry[] = [];
-    const files = listFiles({ repo: { type: 'model', name: hub.repo }, revision: sha, recursive: true, hubUrl: hub.endpoint, accessToken: hub.token });
+    const files = listFiles({ repo: { type: 'model', name: hub.repo }, revision: sha, recursive: true, hubUrl: hub.endpoint, accessToken: hub.token, fetch: hub.fetch });
     for await (const entry of files) if (entry.type === 'file') entries.push(entry);
     return entries;
   });
@@ -147,11 +156,18 @@ async function listAll(hub: Hub, sha: string): Promise<ListFileEntry[]> {
 
 /** Runs a hub request and turns its failures into errors that say what to do. */
 async function hubCall<T>(hub: Hub, call: () => Promise<T>): Promise<T> {
+  stopIfAborted(hub);
   try {
     return await call();
   } catch (e) {
+    stopIfAborted(hub);
     throw explain(hub, e);
   }
+}
+
+/** An aborted download rejects as Node's own APIs do. */
+function stopIfAborted(hub: Hub): void {
+  if (hub.signal?.aborted) throw new AbortError(hub.signal.reason);
 }
 
 function explain(hub: Hub, e: unknown): Error {
@@ -326,14 +342,14 @@ async function fetchFile(hub: Hub, sha: string, entry: ListFileEntry, store: Sto
   const target = store.target(entry);
   const report = (done: number, phase: Progress['phase']) => hub.onProgress({ file: entry.path, done, total: entry.size, phase });
   if (fs.existsSync(target)) {
-    if (await matches(target, entry, report)) return finish();
+    if (await matches(target, entry, report, hub.signal)) return finish();
     fs.rmSync(target); // corrupted or from another version: fetched again below
   }
   const partial = `${target}.incomplete`;
   fs.mkdirSync(path.dirname(target), { recursive: true });
   for (let attempt = 1; ; attempt++) {
     await fetchInto(hub, sha, entry, partial, report);
-    if (await matches(partial, entry, report)) break;
+    if (await matches(partial, entry, report, hub.signal)) break;
     fs.rmSync(partial, { force: true });
     if (attempt === 2) {
       throw new CodedError('ERR_DOWNLOAD', `${entry.path} from ${hub.endpoint} does not match the hub's size and hash, twice: the mirror or the network alters it`);
@@ -363,7 +379,7 @@ async function fetchInto(
   }
   if (done === entry.size) return;
   const blob = await hubCall(hub, () =>
-    downloadFile({ repo: { type: 'model', name: hub.repo }, path: entry.path, revision: sha, hubUrl: hub.endpoint, accessToken: hub.token }),
+    downloadFile({ repo: { type: 'model', name: hub.repo }, path: entry.path, revision: sha, hubUrl: hub.endpoint, accessToken: hub.token, fetch: hub.fetch }),
   );
   if (!blob) throw new CodedError('ERR_DOWNLOAD', `${entry.path} is listed by ${hub.endpoint} for ${hub.repo} but cannot be downloaded (404)`);
   const counter = new Transform({
@@ -375,8 +391,9 @@ async function fetchInto(
   });
   try {
     const body = Readable.fromWeb(blob.slice(done).stream() as import('stream/web').ReadableStream);
-    await pipeline(body, counter, fs.createWriteStream(partial, { flags: 'a' }));
+    await pipeline(body, counter, fs.createWriteStream(partial, { flags: 'a' }), { signal: hub.signal });
   } catch (e) {
+    stopIfAborted(hub);
     throw new CodedError(
     'ERR_DOWNLOAD',
       `the download of ${entry.path} stopped at ${done} of ${entry.size} bytes (${reasonOf(e)}): run the same command again to resume`,
@@ -394,11 +411,12 @@ async function matches(
   file: string,
   entry: ListFileEntry,
   report: (done: number, phase: Progress['phase']) => void,
+  signal?: AbortSignal,
 ): Promise<boolean> {
   if (fs.statSync(file).size !== entry.size) return false;
   const hash = entry.lfs ? createHash('sha256') : createHash('sha1').update(`blob ${entry.size}\0`);
   let done = 0;
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) {
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20, signal })) {
     hash.update(chunk as Buffer);
     done += (chunk as Buffer).length;
     report(done, 'check');

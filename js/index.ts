@@ -9,11 +9,13 @@ export type { DownloadOptions, Progress } from './hub';
 export { GLIBC_BASELINE, unsupportedPlatform } from './binding';
 export { AbortError } from './cancel';
 export type { Cancellable } from './cancel';
-export type { EmbedOptions, RuntimeInfo } from '../index';
+export type { Logger, LogLevel } from './logger';
+export type { EmbedOptions, HealthLatency, HealthQueue, RuntimeInfo } from '../index';
+export type { EmbedderHealth } from './health';
 
 export const Model = native.Model;
 export type Model = InstanceType<typeof native.Model>;
-export const { init, embed, embedSync, countTokens, isGpu, info, stats, runtimeInfo, exportOnnx, exportRerankerOnnx } = native;
+export const { init, embed, embedSync, countTokens, isGpu, info, stats, health, runtimeInfo, exportOnnx, exportRerankerOnnx } = native;
 
 // the option values and the error codes, as string enums (an option also takes the plain string)
 export const AttentionDirection = native.AttentionDirection;

@@ -1,7 +1,7 @@
 // Reranking: a cross-encoder or a Qwen3-Reranker judge scores (query, document) pairs, so that a
 // search can order its best vector hits by relevance.
 import type * as Native from '../index';
-import type { InitOptions, ModelInfo, ModelStats, RerankHit, RerankOptions } from '../index';
+import type { InitOptions, ModelHealth, ModelInfo, ModelStats, RerankHit, RerankOptions } from '../index';
 import { native } from './binding';
 import { CodedError } from './errors';
 import { resolveModel } from './hub';
@@ -52,6 +52,11 @@ export class Reranker {
 
   stats(): ModelStats {
     return this.model.stats();
+  }
+
+  /** Whether the reranker is serving, where, and how fast. */
+  health(): ModelHealth {
+    return this.model.health();
   }
 
   /** Frees the model; later calls say to load it again. */

@@ -14,6 +14,16 @@ pub enum Target {
     Cpu,
 }
 
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Mlx => "mlx",
+            Target::Cuda => "cuda",
+            Target::Cpu => "cpu",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Weights {
     Safetensors,
@@ -85,7 +95,17 @@ pub fn decide(settings: &Settings, snapshot: Snapshot, machine: Machine) -> Resu
         return Err(Error::Input(BF16_MLX_ONLY.into()));
     }
     let mut skipped = Vec::new();
-    let attempts = match settings.backend {
+    let backend = match (settings.gpu_device, settings.backend) {
+        (Some(_), BackendKind::Auto | BackendKind::Cuda) => BackendKind::Cuda,
+        (Some(n), other) => {
+            return Err(Error::Input(format!(
+                "device 'cuda:{n}' names a CUDA device, but backend is '{}': leave backend unset or 'cuda'",
+                other.name()
+            )))
+        }
+        (None, backend) => backend,
+    };
+    let attempts = match backend {
         BackendKind::Cpu => vec![at(Target::Cpu)],
         BackendKind::Cuda if int8 => return Err(Error::Input(INT8_CPU_ONLY.into())),
         BackendKind::Cuda => vec![at(Target::Cuda)],

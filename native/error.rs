@@ -43,6 +43,15 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// The backend failed to run a call it was given (not bad input, not an abort): what a CPU
+    /// fallback answers.
+    pub fn is_run_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Runtime(_) | Error::Ort(_) | Error::OutOfMemory(_)
+        )
+    }
+
     /// A failed forward pass: out-of-memory failures are told apart, so that the engine can
     /// retry with smaller batches.
     pub fn from_run(message: String) -> Error {

@@ -97,6 +97,11 @@ pub struct Info {
     /// Why the vector cache is off, was skipped for a call, or started a new file, the last time
     /// it was.
     pub vector_cache_note: Option<String>,
+    /// Whether a failing GPU hands its calls to the CPU (`cpuFallback`).
+    pub cpu_fallback: bool,
+    /// Set once the model fell back to the CPU: what failed; `backend` and `device` then say
+    /// `'cpu'`.
+    pub cpu_fallback_reason: Option<String>,
 }
 
 impl Info {

@@ -37,6 +37,9 @@ pub fn load(model: &Model, settings: &Settings, max_length: usize) -> Result<Loa
     let weights_path = weights_name(model, settings, &decision)?;
     let mut weights = LazyWeights::new(|| open_weights(model, settings, &decision));
     let mut reasons = decision.skipped.clone();
+    for (target, reason) in &reasons {
+        log::info!(backend = target.name(), reason = reason.as_str(); "backend_skipped");
+    }
     let last = decision.attempts.len() - 1;
     for (i, attempt) in decision.attempts.iter().enumerate() {
         match start(model, &mut weights, settings, max_length, *attempt) {
@@ -58,7 +61,11 @@ pub fn load(model: &Model, settings: &Settings, max_length: usize) -> Result<Loa
                 });
             }
             Err(e) if i == last => return Err(final_error(attempt.target, &decision, e)),
-            Err(e) => reasons.push((attempt.target, e.to_string())),
+            Err(e) => {
+                // `auto` going on to the next backend is a decision, not a fault
+                log::info!(backend = attempt.target.name(), reason:% = e; "backend_failed");
+                reasons.push((attempt.target, e.to_string()))
+            }
         }
     }
     Err(Error::Internal("no backend to try".into()))
@@ -128,7 +135,7 @@ fn start(
             let note = CacheUse::Off("MLX reads model.safetensors".into());
             return Ok((backend, None, note));
         }
-        Target::Cuda => Provider::Cuda,
+        Target::Cuda => Provider::Cuda(settings.gpu_device.unwrap_or(0)),
         Target::Cpu => Provider::Cpu,
     };
     let runtime = crate::backend::ort::runtime::runtime(settings.ort_library.as_deref())?;

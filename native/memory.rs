@@ -26,3 +26,13 @@ pub fn release_free_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// The process's resident memory in bytes, where the system says it cheaply (Linux's
+/// `/proc/self/statm`); `None` elsewhere.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}

@@ -98,6 +98,13 @@ pub struct Options {
     /// With `maxConcurrentCalls`: calls that may wait; one more is refused at once with
     /// `ERR_BUSY` (a server answers 429). Default: no limit.
     pub max_queued_calls: Option<u32>,
+    /// The CUDA device, as `'cuda:1'` (default `$SEMANTIC_SEARCH_GPU_DEVICE`, else device 0);
+    /// naming one runs the model on CUDA.
+    pub device: Option<String>,
+    /// When a forward pass on CUDA or MLX fails (the provider errors, a text does not fit in GPU
+    /// memory), finish the call on a CPU session of the same weights and stay there (default
+    /// `$SEMANTIC_SEARCH_CPU_FALLBACK`, else false: the call rejects).
+    pub cpu_fallback: Option<bool>,
 }
 
 /// The options in types; `None` still means "the model's or the machine's default".
@@ -125,6 +132,9 @@ pub struct Settings {
     pub vector_cache: Option<CacheConfig>,
     pub max_concurrent_calls: Option<usize>,
     pub max_queued_calls: Option<usize>,
+    /// The CUDA device's index, when one was named.
+    pub gpu_device: Option<u32>,
+    pub cpu_fallback: bool,
     pub sources: Sources,
 }
 
@@ -150,6 +160,12 @@ impl Settings {
     pub fn resolve(options: &Options, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
         let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         let mut sources = Sources::default();
+        if let Some(level) = env(crate::events::ENV_LOG) {
+            crate::events::parse_level(&level).map_err(|what| Error::Env {
+                var: crate::events::ENV_LOG.into(),
+                what,
+            })?;
+        }
         let backend = choose(&mut sources.backend, options.backend, ENV_BACKEND, &env)?;
         let dtype = choose(&mut sources.dtype, options.dtype, ENV_DTYPE, &env)?;
         let count = |n: Option<u32>| n.map(|n| n as usize);
@@ -227,6 +243,8 @@ impl Settings {
             vector_cache,
             max_concurrent_calls,
             max_queued_calls: count(options.max_queued_calls),
+            gpu_device: control::gpu_device(options.device.as_deref(), &env)?,
+            cpu_fallback: control::cpu_fallback(options.cpu_fallback, &env)?,
             sources,
         })
     }
@@ -383,5 +401,8 @@ fn pick_number(
     ))
 }
 
+mod control;
 #[cfg(test)]
 mod tests;
+
+pub use control::{ENV_CPU_FALLBACK, ENV_GPU_DEVICE};

@@ -1,11 +1,14 @@
 //! Counters of one model's work, updated by every call without a lock on the hot path.
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Duration;
 
 #[derive(Default)]
 pub struct Stats {
     calls: AtomicU64,
+    /// Calls that came into the engine, whatever their end (`calls` counts those tokenized).
+    calls_made: AtomicU64,
     texts: AtomicU64,
     tokens: AtomicU64,
     truncated_texts: AtomicU64,
@@ -18,8 +21,16 @@ pub struct Stats {
     peak_running: AtomicU64,
     tokenize_nanos: AtomicU64,
     backend_nanos: AtomicU64,
+    errors: AtomicU64,
+    /// The last call that ran failed in the backend (`health().status` `'failed'`).
+    failing: AtomicBool,
+    cpu_fallbacks: AtomicU64,
     last_error: Mutex<Option<String>>,
+    latencies: Mutex<VecDeque<f64>>,
 }
+
+/// How many calls' times `health()` keeps for its percentiles.
+pub const LATENCIES: usize = 1000;
 
 /// What one model has done since it was loaded: `stats()` in JavaScript.
 #[napi_derive::napi(object, js_name = "ModelStats")]
@@ -51,6 +62,9 @@ pub struct StatsSnapshot {
     pub tokenize_seconds: f64,
     /// Summed over forward passes: with lanes (`info().lanes`) it can exceed the calls' time.
     pub backend_seconds: f64,
+    /// Calls that failed on the GPU and finished on the CPU (`cpuFallback`); once it happened the
+    /// model runs on the CPU.
+    pub cpu_fallbacks: i64,
     /// The message of the last failed call.
     pub last_error: Option<String>,
 }
@@ -80,16 +94,60 @@ impl Stats {
 
     /// Counts a call as running until the guard drops.
     pub fn running(&self) -> Running<'_> {
+        self.calls_made.fetch_add(1, Relaxed);
         let now = self.running.fetch_add(1, Relaxed) + 1;
         self.peak_running.fetch_max(now, Relaxed);
-        Running(self)
+        Running(self, now)
+    }
+
+    /// Calls running now.
+    pub fn running_now(&self) -> u64 {
+        self.running.load(Relaxed)
+    }
+
+    /// A call that returned: its time joins the last `LATENCIES` calls' times.
+    pub fn latency(&self, took: Duration) {
+        self.failing.store(false, Relaxed);
+        if let Ok(mut times) = self.latencies.lock() {
+            if times.len() == LATENCIES {
+                times.pop_front();
+            }
+            times.push_back(took.as_secs_f64());
+        }
+    }
+
+    /// Seconds per call of the last `LATENCIES` successful calls.
+    pub fn latencies(&self) -> Vec<f64> {
+        self.latencies
+            .lock()
+            .map(|t| t.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn cpu_fallback(&self) {
+        self.cpu_fallbacks.fetch_add(1, Relaxed);
+    }
+
+    /// (calls, errors, the last call that ran failed in the backend).
+    pub fn outcomes(&self) -> (i64, i64, bool) {
+        let count = |n: &AtomicU64| i64::try_from(n.load(Relaxed)).unwrap_or(i64::MAX);
+        (
+            count(&self.calls_made),
+            count(&self.errors),
+            self.failing.load(Relaxed),
+        )
     }
 
     pub fn oom_retry(&self) {
         self.oom_retries.fetch_add(1, Relaxed);
     }
 
-    pub fn error(&self, message: String) {
+    /// A call that failed: `run_failure` when the backend could not run it.
+    pub fn failed(&self, message: String, run_failure: bool) {
+        if run_failure {
+            self.failing.store(true, Relaxed);
+        }
+        self.errors.fetch_add(1, Relaxed);
         if let Ok(mut last) = self.last_error.lock() {
             *last = Some(message);
         }
@@ -109,6 +167,7 @@ impl Stats {
             cache_misses: count(&self.cache_misses),
             cache_bytes: 0.0,
             peak_running_calls: count(&self.peak_running),
+            cpu_fallbacks: count(&self.cpu_fallbacks),
             queue_seconds: 0.0,
             tokenize_seconds: self.tokenize_nanos.load(Relaxed) as f64 * 1e-9,
             backend_seconds: self.backend_nanos.load(Relaxed) as f64 * 1e-9,
@@ -117,8 +176,15 @@ impl Stats {
     }
 }
 
-/// A call in the engine; dropping it ends the call.
-pub struct Running<'a>(&'a Stats);
+/// A call in the engine, and how many ran with it when it came in; dropping it ends the call.
+pub struct Running<'a>(&'a Stats, u64);
+
+impl Running<'_> {
+    /// Calls in the engine when this one came in, itself included.
+    pub fn at_once(&self) -> u64 {
+        self.1
+    }
+}
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {

@@ -2,8 +2,11 @@
 //! `stats` as thin functions over one default `Model`. Thin: read arguments, call the engine
 //! off the JS thread, turn every failure (panics included) into an `Error` whose `code` names
 //! its kind. Options, `ModelInfo` and `ModelStats` are the engine's own types.
+mod cancel;
 mod read;
 mod reranker;
+
+pub use cancel::CancelToken;
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -16,6 +19,8 @@ use once_cell::sync::Lazy;
 use crate::cancel::Cancel;
 use crate::engine::Engine;
 use crate::error::Error as EngineError;
+use crate::events::Sink;
+use crate::health::Health;
 use crate::info::Info;
 use crate::settings::Options;
 use crate::stats::StatsSnapshot;
@@ -57,6 +62,10 @@ impl Slot {
 
     fn stats(&self, env: &Env) -> Result<StatsSnapshot> {
         self.get().map(|e| e.stats()).map_err(|e| js_error(env, e))
+    }
+
+    fn health(&self, env: &Env) -> Result<Health> {
+        self.get().map(|e| e.health()).map_err(|e| js_error(env, e))
     }
 
     fn close(&self) -> AsyncTask<CloseTask> {
@@ -197,6 +206,12 @@ impl Model {
         self.slot.stats(&env)
     }
 
+    /// Whether this model is serving, where, and how fast: for a service's health check.
+    #[napi]
+    pub fn health(&self, env: Env) -> Result<Health> {
+        self.slot.health(&env)
+    }
+
     /// Frees the model: calls already running finish first, later calls reject with
     /// `ERR_MODEL_CLOSED`. Resolves once the memory is released; closing twice is harmless.
     #[napi(ts_return_type = "Promise<void>")]
@@ -227,33 +242,6 @@ pub fn embed(
     cancel: Option<&CancelToken>,
 ) -> AsyncTask<EmbedTask> {
     DEFAULT.embed(texts, is_query, options, cancel)
-}
-
-/// A call's cancellation: the TypeScript layer makes one per call with a `signal` or `timeout`
-/// and cancels it when the signal fires; the call stops before its next micro-batch.
-#[napi]
-pub struct CancelToken {
-    cancel: Cancel,
-}
-
-#[napi]
-impl CancelToken {
-    #[napi(constructor)]
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> CancelToken {
-        CancelToken {
-            cancel: Cancel::never(),
-        }
-    }
-
-    #[napi]
-    pub fn cancel(&self) {
-        self.cancel.cancel();
-    }
-
-    pub fn flag(&self) -> Cancel {
-        self.cancel.clone()
-    }
 }
 
 /// The same as `embed`, blocking the JS thread: for scripts.
@@ -298,11 +286,17 @@ pub fn stats(env: Env) -> Result<StatsSnapshot> {
     DEFAULT.stats(env)
 }
 
+/// Whether the default model is serving, where, and how fast.
+#[napi]
+pub fn health(env: Env) -> Result<Health> {
+    DEFAULT.health(env)
+}
+
 /// Loads a model off the JS thread: a `Model` (`Model.load`), or the default model (`init`,
 /// which resolves to its info).
 pub struct LoadTask {
-    /// The snapshot folder and options, or why they were refused.
-    job: EngineResult<(PathBuf, Options)>,
+    /// The snapshot folder, options and logger, or why they were refused.
+    job: EngineResult<(PathBuf, (Options, Option<Sink>))>,
     into_default: bool,
 }
 
@@ -314,7 +308,7 @@ impl LoadTask {
         into_default: bool,
     ) -> AsyncTask<LoadTask> {
         let job =
-            read::model_dir(model_dir).and_then(|dir| Ok((dir, read::options(env, options)?)));
+            read::model_dir(model_dir).and_then(|dir| Ok((dir, read::load_options(env, options)?)));
         AsyncTask::new(LoadTask { job, into_default })
     }
 }
@@ -325,7 +319,10 @@ impl Task for LoadTask {
 
     fn compute(&mut self) -> Result<Self::Output> {
         let job = std::mem::replace(&mut self.job, Err(ran_twice()));
-        Ok(job.and_then(|(dir, options)| guarded(|| Engine::load(&dir, &options)).map(Arc::new)))
+        Ok(job.and_then(|(dir, (options, logger))| {
+            let load = || Engine::load(&dir, &options);
+            guarded(|| crate::events::scoped(logger.as_ref(), load)).map(Arc::new)
+        }))
     }
 
     fn resolve(&mut self, env: Env, engine: Self::Output) -> Result<Self::JsValue> {
@@ -407,6 +404,9 @@ pub struct RuntimeInfo {
     pub providers: Vec<String>,
     /// `None` when the CUDA provider starts here; else why it cannot.
     pub cuda_unavailable: Option<String>,
+    /// The CUDA devices the NVIDIA driver reports (0 without a driver): `device: 'cuda:N'`
+    /// takes N below it.
+    pub cuda_devices: u32,
 }
 
 /// The ONNX Runtime library this process uses (loading it if needed) and what it can run on.
@@ -420,6 +420,7 @@ pub fn runtime_info(env: Env, ort_library: Option<String>) -> Result<RuntimeInfo
             version: rt.version.clone(),
             providers: cuda::available_providers(),
             cuda_unavailable: cuda::unusable_reason(rt),
+            cuda_devices: cuda::device_count().unwrap_or(0),
         })
     })
     .map_err(|e| js_error(&env, e))

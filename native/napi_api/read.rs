@@ -1,14 +1,18 @@
 //! Arguments read from JavaScript values, so that a value of the wrong type or an unknown name is
 //! an `ERR_INPUT` that names it; results handed back; errors and panics turned into `Error`s.
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunctionCallMode, UnknownReturnValue};
 use napi::JsValue;
 
 use crate::arch::AttentionDirection;
 use crate::choices::{BackendKind, Choice, Int8SchemeOption, Precision, WeightsKind};
 use crate::error::Error as EngineError;
+use crate::events::{level_name, Event, FieldValue, Sink};
 use crate::settings::Options;
 
 pub type EngineResult<T> = std::result::Result<T, EngineError>;
@@ -45,6 +49,11 @@ pub fn model_dir(value: Unknown) -> EngineResult<PathBuf> {
         Ok(other) => Err(refused(type_name(other))),
         Err(e) => Err(refused(&e.reason)),
     }
+}
+
+/// A load's options, and its `logger` (which napi's conversion of the options leaves out).
+pub fn load_options(env: &Env, value: Option<Unknown>) -> EngineResult<(Options, Option<Sink>)> {
+    Ok((options(env, value)?, logger(value)?))
 }
 
 pub fn options(env: &Env, value: Option<Unknown>) -> EngineResult<Options> {
@@ -180,4 +189,57 @@ pub fn typed_array_views(
             Float32ArraySlice::from_arraybuffer(&buffer, i * dim * std::mem::size_of::<f32>(), dim)
         })
         .collect()
+}
+
+/// What a JavaScript `logger(level, event, fields)` is called with.
+type LogArgs = FnArgs<(String, String, BTreeMap<String, Either3<f64, String, bool>>)>;
+
+/// `options.logger`, when given: a function that receives the model's events, called on the JS
+/// thread after each happens (a weak reference: it does not keep the process alive).
+pub fn logger(options: Option<Unknown>) -> EngineResult<Option<Sink>> {
+    let refused = |e: Error| EngineError::Input(format!("options.logger: {}", e.reason));
+    let Some(options) = options.filter(|o| o.get_type().ok() == Some(ValueType::Object)) else {
+        return Ok(None);
+    };
+    // SAFETY: the value was just checked to be an object.
+    let object: Object = unsafe { options.cast() }.map_err(refused)?;
+    let Some(value) = object.get::<Unknown>("logger").map_err(refused)? else {
+        return Ok(None);
+    };
+    match value.get_type().map_err(refused)? {
+        ValueType::Undefined | ValueType::Null => return Ok(None),
+        ValueType::Function => {}
+        other => {
+            return Err(EngineError::Input(format!(
+                "options.logger must be a function (level, event, fields) => void, got {}",
+                type_name(other)
+            )))
+        }
+    }
+    // SAFETY: the value was just checked to be a function.
+    let function: Function<LogArgs, UnknownReturnValue> =
+        unsafe { value.cast() }.map_err(refused)?;
+    let tsfn = function
+        .build_threadsafe_function::<LogArgs>()
+        .callee_handled::<false>()
+        .weak::<true>()
+        .build()
+        .map_err(refused)?;
+    Ok(Some(Arc::new(move |event: Event| {
+        let fields = event.fields.into_iter().map(|(k, v)| (k, js_field(v)));
+        let args = (
+            level_name(event.level).to_string(),
+            event.name,
+            fields.collect(),
+        );
+        tsfn.call(args.into(), ThreadsafeFunctionCallMode::NonBlocking);
+    })))
+}
+
+fn js_field(value: FieldValue) -> Either3<f64, String, bool> {
+    match value {
+        FieldValue::Number(n) => Either3::A(n),
+        FieldValue::Text(s) => Either3::B(s),
+        FieldValue::Bool(b) => Either3::C(b),
+    }
 }

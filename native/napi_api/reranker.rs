@@ -12,6 +12,7 @@ use super::{ran_twice, CancelToken, CloseTask, ExportTask, Slot};
 use crate::cancel::Cancel;
 use crate::engine::Engine;
 use crate::error::Error as EngineError;
+use crate::events::Sink;
 use crate::info::Info;
 use crate::rerank::{RerankHit, RerankOptions};
 use crate::settings::Options;
@@ -33,8 +34,8 @@ impl RerankerModel {
         model_dir: Unknown,
         options: Option<Unknown>,
     ) -> AsyncTask<LoadRerankerTask> {
-        let job =
-            read::model_dir(model_dir).and_then(|dir| Ok((dir, read::options(&env, options)?)));
+        let job = read::model_dir(model_dir)
+            .and_then(|dir| Ok((dir, read::load_options(&env, options)?)));
         AsyncTask::new(LoadRerankerTask { job })
     }
 
@@ -79,6 +80,12 @@ impl RerankerModel {
         self.slot.stats(&env)
     }
 
+    /// Whether this reranker is serving, where, and how fast.
+    #[napi]
+    pub fn health(&self, env: Env) -> Result<crate::health::Health> {
+        self.slot.health(&env)
+    }
+
     /// Frees the reranker: calls already running finish first, later calls reject with
     /// `ERR_MODEL_CLOSED`.
     #[napi(ts_return_type = "Promise<void>")]
@@ -88,7 +95,7 @@ impl RerankerModel {
 }
 
 pub struct LoadRerankerTask {
-    job: EngineResult<(PathBuf, Options)>,
+    job: EngineResult<(PathBuf, (Options, Option<Sink>))>,
 }
 
 impl Task for LoadRerankerTask {
@@ -97,8 +104,9 @@ impl Task for LoadRerankerTask {
 
     fn compute(&mut self) -> Result<Self::Output> {
         let job = std::mem::replace(&mut self.job, Err(ran_twice()));
-        Ok(job.and_then(|(dir, options)| {
-            guarded(|| Engine::load_reranker(&dir, &options)).map(Arc::new)
+        Ok(job.and_then(|(dir, (options, logger))| {
+            let load = || Engine::load_reranker(&dir, &options);
+            guarded(|| crate::events::scoped(logger.as_ref(), load)).map(Arc::new)
         }))
     }
 

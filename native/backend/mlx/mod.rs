@@ -46,6 +46,7 @@ pub fn dtype(precision: Precision) -> Result<Dtype> {
 /// Caps MLX's memory and its buffer cache. MLX keeps one limit per process, so the last model
 /// loaded with a limit sets it for all.
 pub fn limit_memory(bytes: u64) -> Result<()> {
+    log::info!(backend = "mlx", bytes; "gpu_memory_limit");
     let bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
     mlx_rs::memory::set_memory_limit(bytes)
         .and_then(|_| mlx_rs::memory::set_cache_limit(bytes))

@@ -104,9 +104,14 @@ impl Cache {
     pub fn lookup(&self, key: &str) -> Option<PathBuf> {
         let entry = self.root.join(key);
         if !entry.is_dir() {
+            log::info!(result = "miss", reason = "no entry for this model, settings and CPU", entry:% = entry.display(); "graph_cache");
             return None;
         }
-        if verify(&entry, key).is_ok() {
+        let checked = verify(&entry, key);
+        if let Err(e) = &checked {
+            log::warn!(result = "miss", reason:% = format!("the entry failed its check and is discarded: {e}"), entry:% = entry.display(); "graph_cache");
+        }
+        if checked.is_ok() {
             // its time is its last use, which decides what `prune` keeps
             let _ = fs::File::open(entry.join(MANIFEST))
                 .and_then(|f| f.set_modified(SystemTime::now()));

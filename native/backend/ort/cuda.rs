@@ -50,9 +50,11 @@ pub fn missing_provider(runtime: &Runtime) -> Option<String> {
 pub fn with_cuda(
     builder: SessionBuilder,
     memory_limit: Option<u64>,
+    device: u32,
 ) -> crate::error::Result<SessionBuilder> {
-    let mut cuda = CUDA::default();
+    let mut cuda = CUDA::default().with_device_id(i32::try_from(device).unwrap_or(i32::MAX));
     if let Some(limit) = memory_limit {
+        log::info!(backend = "cuda", bytes = limit; "gpu_memory_limit");
         cuda = cuda
             .with_memory_limit(usize::try_from(limit).unwrap_or(usize::MAX))
             .with_arena_extend_strategy(ArenaExtendStrategy::SameAsRequested);
@@ -81,7 +83,72 @@ pub fn failed_to_start(error: &str) -> String {
 }
 
 fn identity_session(runtime: &Runtime) -> crate::error::Result<()> {
-    let builder = with_cuda(super::plan::session_builder(&runtime.env, Some(1))?, None)?;
+    let builder = with_cuda(
+        super::plan::session_builder(&runtime.env, Some(1))?,
+        None,
+        0,
+    )?;
     super::graph::identity_model()?.into_session(&builder)?;
     Ok(())
+}
+
+/// A device index past the CUDA devices the driver reports is refused, naming how many there
+/// are; where the driver cannot be asked, ONNX Runtime's own error says it.
+pub fn check_device(device: u32) -> crate::error::Result<()> {
+    match device_count() {
+        Ok(count) if device >= count => Err(crate::error::Error::BackendUnavailable(format!(
+            "device cuda:{device} was asked for, but the NVIDIA driver reports {count} CUDA device{}{}; see `npm run doctor`",
+            if count == 1 { "" } else { "s" },
+            match count {
+                0 => String::new(),
+                n => format!(" (cuda:0 to cuda:{})", n - 1),
+            }
+        ))),
+        Ok(_) => Ok(()),
+        Err(why) if device > 0 => Err(crate::error::Error::BackendUnavailable(format!(
+            "device cuda:{device} was asked for, but there are 0 CUDA devices: {why}"
+        ))),
+        Err(_) => Ok(()),
+    }
+}
+
+/// How many CUDA devices the NVIDIA driver (libcuda) reports; why it cannot be asked.
+pub fn device_count() -> std::result::Result<u32, String> {
+    #[cfg(unix)]
+    {
+        // SAFETY: dlopen/dlsym with NUL-terminated names; the two functions are called with the
+        // signatures of CUDA's driver API (cuInit(unsigned), cuDeviceGetCount(int*)); the
+        // library stays loaded (it is never closed), as CUDA expects.
+        unsafe {
+            let name = if cfg!(target_os = "macos") {
+                c"libcuda.dylib"
+            } else {
+                c"libcuda.so.1"
+            };
+            let lib = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+            if lib.is_null() {
+                return Err("no NVIDIA driver found (libcuda.so.1 could not be loaded)".into());
+            }
+            let init = libc::dlsym(lib, c"cuInit".as_ptr());
+            let count = libc::dlsym(lib, c"cuDeviceGetCount".as_ptr());
+            if init.is_null() || count.is_null() {
+                return Err("the NVIDIA driver library lacks cuInit/cuDeviceGetCount".into());
+            }
+            let init: extern "C" fn(u32) -> i32 = std::mem::transmute(init);
+            let get_count: extern "C" fn(*mut i32) -> i32 = std::mem::transmute(count);
+            let status = init(0);
+            if status != 0 {
+                return Err(format!(
+                    "the NVIDIA driver did not start (cuInit error {status})"
+                ));
+            }
+            let mut n = 0i32;
+            match get_count(&mut n) {
+                0 => Ok(u32::try_from(n).unwrap_or(0)),
+                status => Err(format!("cuDeviceGetCount failed with error {status}")),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    Err("counting CUDA devices is not supported on this system".into())
 }

@@ -48,7 +48,9 @@ pub fn run_in_lanes(
     let queue = Mutex::new(batches.into_iter());
     let failed = AtomicBool::new(false);
     let poisoned = || Error::Internal("a lock was poisoned by a panic".into());
-    let lane = || -> Result<()> {
+    // a lane's events (an out-of-memory split) go to the calling model's logger
+    let sink = crate::events::current();
+    let lane_loop = || -> Result<()> {
         while !failed.load(Relaxed) {
             let Some(rows) = queue.lock().map_err(|_| poisoned())?.next() else {
                 break;
@@ -60,6 +62,7 @@ pub fn run_in_lanes(
         }
         Ok(())
     };
+    let lane = || -> Result<()> { crate::events::scoped(sink.as_ref(), lane_loop) };
     std::thread::scope(|scope| {
         let helpers = (1..lanes)
             .map(|_| {

@@ -23,13 +23,14 @@ pub fn load(
     max_length: usize,
     plan: SessionPlan,
 ) -> Result<OrtBackend> {
-    if plan.provider == Provider::Cuda {
+    if let Provider::Cuda(device) = plan.provider {
+        cuda::check_device(device)?;
         if let Some(reason) = cuda::missing_provider(runtime) {
             return Err(Error::BackendUnavailable(reason));
         }
     }
     build(runtime, facts, weights, max_length, plan).map_err(|e| match plan.provider {
-        Provider::Cuda => Error::BackendUnavailable(cuda::failed_to_start(&e.to_string())),
+        Provider::Cuda(_) => Error::BackendUnavailable(cuda::failed_to_start(&e.to_string())),
         Provider::Cpu => e,
     })
 }
@@ -45,8 +46,8 @@ fn build(
     if plan.provider == Provider::Cpu && holds_weights_twice(weights, plan.precision) {
         builder = builder.with_prepacking(false)?;
     }
-    if plan.provider == Provider::Cuda {
-        builder = cuda::with_cuda(builder, plan.gpu_memory_limit)?;
+    if let Provider::Cuda(device) = plan.provider {
+        builder = cuda::with_cuda(builder, plan.gpu_memory_limit, device)?;
     }
     if plan.precision == Some(Precision::BFloat16) {
         return Err(Error::Internal("bfloat16 reached ONNX Runtime".into()));

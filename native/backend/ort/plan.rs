@@ -7,7 +7,8 @@ use crate::settings::{Int8Scheme, Precision};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
     Cpu,
-    Cuda,
+    /// CUDA on the device of this index.
+    Cuda(u32),
 }
 
 /// How a session is built besides its weights.

@@ -78,8 +78,14 @@ fn load_first(candidates: &[(PathBuf, &'static str)]) -> Result<Runtime> {
             continue;
         }
         match load(path) {
-            Ok(runtime) => return Ok(runtime),
-            Err(e) => tried.push(format!("{} ({source}): {e}", path.display())),
+            Ok(runtime) => {
+                log::info!(library:% = path.display(), version = runtime.version.as_str(), source = *source; "ort_library");
+                return Ok(runtime);
+            }
+            Err(e) => {
+                log::debug!(library:% = path.display(), source = *source, reason = e.as_str(); "ort_library_failed");
+                tried.push(format!("{} ({source}): {e}", path.display()))
+            }
         }
     }
     Err(Error::OrtLibrary(format!(

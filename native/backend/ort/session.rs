@@ -224,14 +224,14 @@ impl Backend for OrtBackend {
     fn kind(&self) -> &'static str {
         match self.provider {
             Provider::Cpu => "cpu",
-            Provider::Cuda => "cuda",
+            Provider::Cuda(_) => "cuda",
         }
     }
 
     fn device(&self) -> String {
         match self.provider {
             Provider::Cpu => "cpu".into(),
-            Provider::Cuda => "cuda:0".into(),
+            Provider::Cuda(device) => format!("cuda:{device}"),
         }
     }
 }

@@ -54,7 +54,7 @@ pub struct Start<'a> {
 pub fn start(s: &Start, weights: &mut LazyWeights) -> Result<(OrtBackend, CacheUse)> {
     let why_not = match (s.plan.precision, s.plan.provider, s.cache_dir) {
         (None, _, _) => "an ONNX file runs as it is",
-        (_, Provider::Cuda, _) => "only CPU graphs are cached",
+        (_, Provider::Cuda(_), _) => "only CPU graphs are cached",
         (_, _, None) => "turned off (cache: false or SEMANTIC_SEARCH_CACHE=off)",
         (Some(_), Provider::Cpu, Some(root)) => {
             let key = fingerprint(s)?.key();
@@ -77,7 +77,10 @@ fn start_cached(
     if let Some(entry) = cache.lookup(key) {
         match load_cached(s.runtime, s.facts, &entry, threads) {
             Ok(backend) => return Ok((backend, CacheUse::Hit(entry))),
-            Err(_) => cache.discard(&entry),
+            Err(e) => {
+                log::warn!(result = "miss", reason:% = format!("ONNX Runtime could not start from the entry, which is discarded: {e}"), entry:% = entry.display(); "graph_cache");
+                cache.discard(&entry)
+            }
         }
     }
     let written = cache.stage(key).and_then(|staged| {

@@ -13,12 +13,22 @@ use crate::info::{CacheState, Info, ThreadPool};
 use crate::load::{load, Loaded};
 use crate::model::Model;
 use crate::pooling::{l2_normalize, Pooling};
-use crate::rerank::{self, Pairs, RerankHit, RerankOptions};
+use crate::rerank::Pairs;
 use crate::settings::{Precision, Settings, Source, ENV_MAX_LENGTH};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::task::{Chosen, EmbedOptions, TaskRule};
 use crate::tokenize::TextTokenizer;
 use crate::vector_cache::VectorCache;
+
+mod call;
+mod fallback;
+mod health;
+mod parts;
+mod report;
+mod rerank;
+
+use parts::{CallState, Fallback};
+use std::sync::atomic::Ordering::Relaxed;
 
 pub use crate::settings::Options;
 
@@ -43,6 +53,14 @@ pub struct Engine {
     batch_tokens: usize,
     /// Vectors already computed, when the vector cache is on.
     vectors: Option<VectorCache>,
+    /// Where the model's events go besides stderr: the sink of the thread that loaded it.
+    logger: Option<crate::events::Sink>,
+    /// With `cpuFallback` on a GPU: how to open the CPU backend.
+    fallback: Option<Fallback>,
+    /// The CPU backend the model fell back to, and why.
+    cpu: once_cell::sync::OnceCell<Box<dyn Backend>>,
+    fell_back: once_cell::sync::OnceCell<String>,
+    loaded_at: Instant,
 }
 
 impl Engine {
@@ -63,6 +81,8 @@ impl Engine {
 
     fn open_model(model: Model, settings: &Settings) -> Result<Self> {
         crate::memory::keep_large_blocks_mapped();
+        crate::events::install();
+        let (started, resident_before) = (Instant::now(), crate::memory::resident_bytes());
         let max_length = model.max_length(settings.max_length).map_err(|e| {
             match settings.sources.max_length {
                 Source::Env => Error::Env {
@@ -73,7 +93,9 @@ impl Engine {
             }
         })?;
         let loaded = load(&model, settings, max_length)?;
-        Engine::assemble(&model, loaded, settings, max_length)
+        let engine = Engine::assemble(model, loaded, settings, max_length)?;
+        engine.report_loaded(started, resident_before);
+        Ok(engine)
     }
 
     /// Any backend over the snapshot's tokenizer and prompts: how tests reach the pipeline's
@@ -91,11 +113,11 @@ impl Engine {
             mlx_unavailable: None,
             cache: CacheUse::Off("a backend of the caller's".into()),
         };
-        Engine::assemble(&model, loaded, &settings, max_length)
+        Engine::assemble(model, loaded, &settings, max_length)
     }
 
     fn assemble(
-        model: &Model,
+        model: Model,
         loaded: Loaded,
         settings: &Settings,
         max_length: usize,
@@ -196,6 +218,8 @@ impl Engine {
             cache_note: None,
             vector_cache: None,
             vector_cache_note: None,
+            cpu_fallback: settings.cpu_fallback,
+            cpu_fallback_reason: None,
         };
         info.set_cache(&loaded.cache);
         let vectors = match (&settings.vector_cache, &model.head) {
@@ -209,6 +233,8 @@ impl Engine {
             _ => None,
         };
         info.vector_cache = vectors.as_ref().map(|v| v.path().display().to_string());
+        let fallback = (settings.cpu_fallback && backend.is_gpu())
+            .then(|| Fallback::new(model, settings, max_length));
         Ok(Engine {
             tokenizer,
             pairs,
@@ -220,6 +246,11 @@ impl Engine {
             model_dim,
             batch_tokens,
             vectors,
+            logger: crate::events::current(),
+            fallback,
+            cpu: Default::default(),
+            fell_back: Default::default(),
+            loaded_at: Instant::now(),
         })
     }
 
@@ -230,6 +261,10 @@ impl Engine {
 
     pub fn info(&self) -> Info {
         let mut info = self.info.clone();
+        if let Some(why) = self.fell_back.get() {
+            (info.backend, info.device) = ("cpu".into(), self.backend().device());
+            info.cpu_fallback_reason = Some(why.clone());
+        }
         info.vector_cache_note = self.vectors.as_ref().and_then(VectorCache::note);
         info
     }
@@ -241,7 +276,7 @@ impl Engine {
     }
 
     pub fn is_gpu(&self) -> bool {
-        self.backend.is_gpu()
+        self.backend().is_gpu()
     }
 
     /// Unit-length vectors of `texts`, `dim` floats each, in input order.
@@ -267,28 +302,17 @@ impl Engine {
         call: &EmbedOptions,
         cancel: &Cancel,
     ) -> Result<Vec<f32>> {
-        let result = cancel.check().and_then(|()| {
-            let _running = self.stats.running();
+        self.call("embed", texts.len(), cancel, |state| {
             let chosen = self.tasks.choose(is_query, call)?;
-            self.embed_counted(texts, &chosen, cancel)
-        });
-        self.failed(&result);
-        result
-    }
-
-    /// Keeps a failed call's message for `stats().lastError` (an abort is not a failure).
-    fn failed<T>(&self, result: &Result<T>) {
-        match result {
-            Err(Error::Aborted) | Ok(_) => {}
-            Err(e) => self.stats.error(e.to_string()),
-        }
+            self.embed_counted(texts, &chosen, state)
+        })
     }
 
     fn embed_counted(
         &self,
         texts: &[String],
         chosen: &Chosen,
-        cancel: &Cancel,
+        state: &CallState,
     ) -> Result<Vec<f32>> {
         if self.pairs.is_some() {
             return Err(Error::Input(format!(
@@ -297,14 +321,13 @@ impl Engine {
             )));
         }
         let mut vectors = match &self.vectors {
-            None => self.compute(texts, chosen, self.dim, texts.len(), cancel)?,
+            None => self.compute(texts, chosen, self.dim, texts.len(), state)?,
             Some(cache) => {
                 let lookup = cache.lookup(texts, &chosen.prefix, chosen.id);
                 let misses = lookup.misses();
                 self.stats.cache(texts.len() - misses.len(), misses.len());
                 let missed: Vec<String> = misses.iter().map(|&i| texts[i].clone()).collect();
-                let computed =
-                    self.compute(&missed, chosen, self.model_dim, texts.len(), cancel)?;
+                let computed = self.compute(&missed, chosen, self.model_dim, texts.len(), state)?;
                 cache.keep(&lookup, &computed);
                 lookup.assemble(&computed, self.model_dim, self.dim)
             }
@@ -321,15 +344,16 @@ impl Engine {
         chosen: &Chosen,
         width: usize,
         asked: usize,
-        cancel: &Cancel,
+        state: &CallState,
     ) -> Result<Vec<f32>> {
         let started = Instant::now();
         let encoded = self.tokenizer.encode_counted(texts, &chosen.prefix)?;
         let ids = encoded.ids;
-        self.stats
-            .call(asked, ids.iter().map(Vec::len).sum(), started.elapsed());
+        let tokens = ids.iter().map(Vec::len).sum();
+        state.tokens.fetch_add(tokens, Relaxed);
+        self.stats.call(asked, tokens, started.elapsed());
         self.stats.truncated(encoded.truncated);
-        self.run(&ids, &[], chosen.id, width, cancel)
+        self.run(&ids, &[], chosen.id, width, state)
     }
 
     /// How many tokens each text becomes with the call's prompt, special tokens included, before
@@ -349,59 +373,6 @@ impl Engine {
         self.tokenizer.count(texts, &chosen.prefix)
     }
 
-    /// The documents' hits for `query`, best first: a reranker's scores of each (query,
-    /// document) pair, each pair computed as if alone.
-    pub fn rerank(
-        &self,
-        query: &str,
-        docs: &[String],
-        options: &RerankOptions,
-    ) -> Result<Vec<RerankHit>> {
-        self.rerank_cancellable(query, docs, options, &Cancel::never())
-    }
-
-    /// The same, stopped with `Error::Aborted` before the next micro-batch once `cancel` is set.
-    pub fn rerank_cancellable(
-        &self,
-        query: &str,
-        docs: &[String],
-        options: &RerankOptions,
-        cancel: &Cancel,
-    ) -> Result<Vec<RerankHit>> {
-        let result = cancel.check().and_then(|()| {
-            let _running = self.stats.running();
-            self.rerank_counted(query, docs, options, cancel)
-        });
-        self.failed(&result);
-        result
-    }
-
-    fn rerank_counted(
-        &self,
-        query: &str,
-        docs: &[String],
-        options: &RerankOptions,
-        cancel: &Cancel,
-    ) -> Result<Vec<RerankHit>> {
-        let pairs = self.pairs.as_ref().ok_or_else(|| {
-            Error::Input("this model embeds and has no head to score pairs with: load a reranker (Reranker.load) to rerank".into())
-        })?;
-        rerank::check(options)?;
-        let started = Instant::now();
-        let instruction = options.instruction.as_deref();
-        let (ids, types): (Vec<_>, Vec<_>) = pairs
-            .encode(&self.tokenizer, query, docs, instruction)?
-            .into_iter()
-            .unzip();
-        self.stats.call(
-            docs.len(),
-            ids.iter().map(Vec::len).sum(),
-            started.elapsed(),
-        );
-        let logits = self.run(&ids, &types, None, self.dim, cancel)?;
-        Ok(rerank::rank(&logits, options))
-    }
-
     /// The first `width` pooled floats of each row of `ids` (with its token types, when given),
     /// in order, run in length-sorted micro-batches.
     fn run(
@@ -410,7 +381,7 @@ impl Engine {
         types: &[Vec<u8>],
         task: Option<i64>,
         width: usize,
-        cancel: &Cancel,
+        state: &CallState,
     ) -> Result<Vec<f32>> {
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         let mut out = vec![0f32; ids.len() * width];
@@ -420,18 +391,18 @@ impl Engine {
             types,
             task,
             width,
-            cancel,
+            state,
             vectors: Mutex::new(&mut out),
         };
-        self.backend
-            .forward_all(batches, &|rows, forward| self.forward(&job, rows, forward))?;
+        self.forward_all(batches, &|rows, forward| self.forward(&job, rows, forward))?;
         Ok(out)
     }
 
     /// Runs `rows` as one micro-batch into their places in `vectors`; out of memory halves the
     /// micro-batch and tries again, so a call returns every vector or a real error.
     fn forward(&self, job: &Job, rows: Vec<usize>, forward: &Forward) -> Result<()> {
-        job.cancel.check()?;
+        job.state.cancel.check()?;
+        job.state.batches.fetch_add(1, Relaxed);
         let (dim, model_dim) = (job.width, self.model_dim);
         let mut batch = match job.types.is_empty() {
             true => crate::batching::assemble(job.ids, rows),
@@ -452,8 +423,9 @@ impl Engine {
                 }
                 Ok(())
             }
-            Err(Error::OutOfMemory(_)) if batch.size() > 1 => {
+            Err(Error::OutOfMemory(e)) if batch.size() > 1 => {
                 self.stats.oom_retry();
+                log::warn!(rows = batch.size(), tokens = batch.seq, reason:% = e; "oom_split");
                 let mut first = batch.rows;
                 let second = first.split_off(first.len() / 2);
                 self.forward(job, first, forward)?;
@@ -476,7 +448,7 @@ struct Job<'a> {
     task: Option<i64>,
     /// Floats kept of each pooled vector.
     width: usize,
-    cancel: &'a Cancel,
+    state: &'a CallState<'a>,
     vectors: Mutex<&'a mut Vec<f32>>,
 }
 
