@@ -275,3 +275,38 @@ fn options_cpu() -> Options {
 fn named_choice(name: &str) -> semantic_search_native::settings::BackendKind {
     common::named(name)
 }
+
+/// Runs out of memory on a micro-batch of more than one row; a row's vector is its length.
+struct SmallMemory;
+
+impl Backend for SmallMemory {
+    fn forward(&self, batch: &Batch, out: &mut [f32]) -> Result<()> {
+        if batch.size() > 1 {
+            return Err(Error::OutOfMemory("CUDA out of memory (fake)".into()));
+        }
+        out.fill(0.0);
+        out[0] = batch.lengths[0] as f32;
+        Ok(())
+    }
+    fn kind(&self) -> &'static str {
+        "cuda"
+    }
+    fn device(&self) -> String {
+        "cuda:0".into()
+    }
+}
+
+#[test]
+fn each_out_of_memory_split_logs_a_warning() {
+    let engine = Engine::with_backend(&minilm_dir(), Box::new(SmallMemory), &Options::default())
+        .expect("engine");
+    let four: Vec<String> = texts()[..4].to_vec();
+    let (vectors, events) = capture(|| engine.embed(&four, false));
+    assert_eq!(vectors.expect("split down to one row").len(), 4 * 384);
+    let splits = named(&events, "oom_split");
+    // 4 rows -> 2 + 2 -> 1 + 1 + 1 + 1: three splits, each one warning
+    assert_eq!(splits.len() as i64, engine.stats().oom_retries);
+    assert_eq!(splits.len(), 3, "{events:?}");
+    assert!(splits.iter().all(|e| e.level == Level::Warn));
+    assert_eq!(field(splits[0], "rows"), &FieldValue::Number(4.0));
+}
