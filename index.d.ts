@@ -185,6 +185,12 @@ export declare enum ErrorCode {
    * answers 429). Thrown by the TypeScript layer.
    */
   ErrBusy = 'ERR_BUSY',
+  /**
+   * A remote embedding server (`remote`) failed, or answered what is not a right answer: the
+   * wrong number of vectors, wrong dimensions, values that are not finite float32. Thrown by
+   * the TypeScript layer.
+   */
+  ErrRemote = 'ERR_REMOTE',
 }
 
 /**

@@ -68,7 +68,7 @@ packable('a fresh install from the packed packages', () => {
     expect(main.files.sort()).toEqual([
       'LICENSE',
       'README.md',
-      ...['binding', 'calls', 'cancel', 'cli', 'embedder', 'errors', 'gate', 'health', 'hub', 'index', 'logger', 'reranker'].flatMap((n) => [`dist/${n}.d.ts`, `dist/${n}.js`]),
+      ...['binding', 'calls', 'cancel', 'cli', 'embedder', 'errors', 'gate', 'health', 'hub', 'index', 'logger', 'remote-client', 'remote', 'reranker'].flatMap((n) => [`dist/${n}.d.ts`, `dist/${n}.js`]),
       'index.d.ts',
       'index.js',
       'package.json',

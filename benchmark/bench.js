@@ -11,6 +11,7 @@ const { buildCorpus, buildQueries } = require('./corpus');
 const { fidelity, percentile } = require('./fidelity');
 const { rerankBench, printRerank } = require('./rerank');
 const { reindexBench, printReindex } = require('./reindex');
+const { remoteBench, printRemote } = require('./remote');
 
 const ROOT = path.join(__dirname, '..');
 const CACHE = path.join(ROOT, '.cache', 'bench');
@@ -32,6 +33,8 @@ const MODERNBERT_ONLY = process.argv.includes('--modernbert');
 const RERANK_ONLY = process.argv.includes('--rerank');
 // `--reindex` runs the vector cache's re-indexing part alone (benchmark/reindex.js)
 const REINDEX_ONLY = process.argv.includes('--reindex');
+// `--remote` runs the remote backend's part alone (benchmark/remote.js)
+const REMOTE_ONLY = process.argv.includes('--remote');
 
 function log(line) {
   process.stderr.write(`${line}\n`);
@@ -382,6 +385,14 @@ async function main() {
     if (JSON_OUT) console.log(JSON.stringify({ cpu: peak, reindex }));
     return;
   }
+  const remoteContext = { texts: texts.slice(0, 1024), queries, modelDir: MINILM_SRC, threads: THREADS, log };
+  if (REMOTE_ONLY) {
+    const remote = await remoteBench(remoteContext);
+    printRemote(remote, peak.flags, THREADS);
+    console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+    if (JSON_OUT) console.log(JSON.stringify({ cpu: peak, remote }));
+    return;
+  }
   const vectorsOf = (dtype) => path.join(CACHE, `vectors-${dtype}.f32`);
   log(`running the gte-modernbert-base-shaped ModernBERT at maxLength ${MODERNBERT_MAX_LENGTH} ...`);
   const modernbert = modernBertRuns(models, texts, queries, fixed, measure, vectorsOf);
@@ -431,6 +442,7 @@ async function main() {
   log('reranking with a cross-encoder and a Qwen3-Reranker judge ...');
   const rerank = await rerankBench(rerankContext);
   const reindex = await reindexBench(reindexContext);
+  const remote = await remoteBench(remoteContext);
   const matmul = python({ mode: 'matmul' }).gflops;
   const kernels = runJson(PYTHON, [path.join(__dirname, 'kernels.py')], { input: JSON.stringify({ threads: THREADS, rows: 1024 }) });
 
@@ -451,6 +463,7 @@ async function main() {
   const modernbertRatios = printModernBert(runs, modernbert, peak.flags);
   printRerank(rerank, peak.flags, THREADS);
   printReindex(reindex, peak.flags);
+  printRemote(remote, peak.flags, THREADS);
   printTable(`all-MiniLM-L6-v2, ${THREADS} threads, truncation ${MAX_LENGTH}: ${corpus.count} code symbols (${corpus.tokens} tokens); the int8 ONNX file on every ${INT8_SAMPLE_EVERY}th (${sample.count} symbols, ${sample.tokens} tokens)`, Object.fromEntries(Object.entries(runs).filter(([name]) => !name.includes('ModernBERT'))));
   if (runs['addon fp32'].calls32Seconds) console.log(`addon fp32 in calls of 32: ${runs['addon fp32'].calls32Seconds} s`);
   console.log('python onnxruntime: batches of 32 in input order, as transformers.js; bare onnxruntime sorted: the same session on texts sorted by token length, reading the graph\'s pooled output');
@@ -496,7 +509,7 @@ async function main() {
   }
   console.log(`finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (JSON_OUT) {
-    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, exported, qodo, seeds, coldStart: { table: coldStart, ratios: coldRatios }, memory, runs, ratios, modernbert: { ratios: modernbertRatios, int8Fidelity: modernbert.int8Fidelity }, rerank, reindex, interleaved, int8Fidelity, nomicInt8Fidelity, int8Scheme: (runs['addon int8 dynamic'] || {}).int8Scheme, cpuFlags: peak.flags }));
+    console.log(JSON.stringify({ corpus: { symbols: corpus.count, tokens: corpus.tokens, p50: percentile(lengths, 50), p90: percentile(lengths, 90), p99: percentile(lengths, 99), max: Math.max(...lengths), queries: queries.length, int8Sample: { symbols: sample.count, tokens: sample.tokens } }, cpu: peak, matmulGflops: matmul, kernels, nomic, exported, qodo, seeds, coldStart: { table: coldStart, ratios: coldRatios }, memory, runs, ratios, modernbert: { ratios: modernbertRatios, int8Fidelity: modernbert.int8Fidelity }, rerank, reindex, remote, interleaved, int8Fidelity, nomicInt8Fidelity, int8Scheme: (runs['addon int8 dynamic'] || {}).int8Scheme, cpuFlags: peak.flags }));
   }
 }
 

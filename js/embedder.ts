@@ -12,8 +12,12 @@ import { CodedError } from './errors';
 import { DEFAULT_MODEL, downloadCommand, resolveModel } from './hub';
 import { AbortError, Cancellable, callSignal } from './cancel';
 import { Reranker, RerankHit, RerankOptions, RerankerSource } from './reranker';
+import { RemoteInfo, RemoteModel, RemoteOptions, RemoteStats } from './remote';
 
-export type { EmbedderHealth, InitOptions, ModelHealth, ModelInfo, ModelStats };
+export type { EmbedderHealth, InitOptions, ModelHealth, ModelInfo, ModelStats, RemoteInfo, RemoteOptions, RemoteStats };
+
+/** A model of an Embedder: loaded in this process, or served by a remote server. */
+type EmbedModel = Native.Model | RemoteModel;
 
 /** Where a model is: a folder, or a hub id downloaded into the Hugging Face cache. */
 export interface ModelSource {
@@ -23,6 +27,8 @@ export interface ModelSource {
   model?: string;
   /** The revision of `model` (default `main`). */
   revision?: string;
+  /** An embedding server instead of a local model: TEI, Infinity or an OpenAI-compatible `/v1/embeddings` (see the README's "Scaling out"). */
+  remote?: RemoteOptions;
 }
 
 /** One model of a concatenating Embedder. */
@@ -44,15 +50,14 @@ export interface EmbedderOptions extends InitOptions, ModelSource {
 }
 
 export interface EmbedderPart {
+  /** The folder loaded, or the remote server's URL. */
   modelDir: string;
   weight: number;
-  info: ModelInfo;
+  info: ModelInfo | RemoteInfo;
 }
 
 /** With one model, that model's info; with several, the first part's, with `dim` the total. */
-export interface EmbedderInfo extends ModelInfo {
-  parts: EmbedderPart[];
-}
+export type EmbedderInfo = (ModelInfo | RemoteInfo) & { parts: EmbedderPart[] };
 
 export interface EmbedCallOptions extends Cancellable {
   /** Called after each chunk of texts with how many are done (by every model) and how many there are. */
@@ -94,7 +99,7 @@ interface Part {
   spec: ModelSpec & { weight: number };
   /** The folder loaded, known after init(). */
   folder: string | null;
-  model: Native.Model | null;
+  model: EmbedModel | null;
 }
 
 export class Embedder {
@@ -103,12 +108,12 @@ export class Embedder {
   private reranker: Reranker | null = null;
 
   constructor(options: EmbedderOptions = {}) {
-    const { modelDir, model, revision, models, reranker, ...shared } = options;
+    const { modelDir, model, revision, models, reranker, remote, ...shared } = options;
     if (reranker !== undefined) this.rerankerSource = { source: reranker, options: shared };
-    if (models !== undefined && (modelDir !== undefined || model !== undefined)) {
-      throw new CodedError('ERR_INPUT', 'Embedder: give either modelDir/model or models, not both');
+    if (models !== undefined && (modelDir !== undefined || model !== undefined || remote !== undefined)) {
+      throw new CodedError('ERR_INPUT', 'Embedder: give either modelDir/model/remote or models, not both');
     }
-    const specs: ModelSpec[] = models ?? [{ modelDir, model, revision }];
+    const specs: ModelSpec[] = models ?? [{ modelDir, model, revision, remote }];
     if (specs.length === 0) throw new CodedError('ERR_INPUT', 'Embedder: models is empty; name at least one { modelDir } or { model }');
     this.parts = specs.map(({ weight = 1, ...spec }) => {
       if (!(Number.isFinite(weight) && weight > 0)) {
@@ -121,9 +126,12 @@ export class Embedder {
   /** Loads every model, one after another (so peak memory is one model's load at a time). */
   async init(): Promise<void> {
     for (const part of this.parts) {
-      const { modelDir, model, revision, weight: _weight, ...options } = part.spec;
-      const folder = modelFolder({ modelDir, model, revision });
-      const loaded = await native.Model.load(folder, options);
+      const { modelDir, model, revision, remote, weight: _weight, ...options } = part.spec;
+      if (remote !== undefined && (modelDir !== undefined || model !== undefined)) {
+        throw new CodedError('ERR_INPUT', 'Embedder: give either remote or modelDir/model, not both');
+      }
+      const folder = remote ? String(remote.url) : modelFolder({ modelDir, model, revision });
+      const loaded = remote ? await RemoteModel.open(remote, options) : await native.Model.load(folder, options);
       await part.model?.close();
       part.model = loaded;
       part.folder = folder;
@@ -184,7 +192,7 @@ export class Embedder {
   }
 
   /** Each model's counters, in the order of `info().parts`. */
-  stats(): ModelStats[] {
+  stats(): Array<ModelStats | RemoteStats> {
     return this.models().map((m) => m.stats());
   }
 
@@ -207,7 +215,7 @@ export class Embedder {
     await reranker?.close();
   }
 
-  private models(): Native.Model[] {
+  private models(): EmbedModel[] {
     return this.parts.map((p) => {
       if (!p.model) throw new CodedError('ERR_NOT_LOADED', 'Embedder: call and await init() before embed() or info()');
       return p.model;
@@ -216,7 +224,7 @@ export class Embedder {
 }
 
 /** The call options of each model: `task` and `prompt` go to the models that know them, and one must. */
-function partOptions(models: Native.Model[], options: EmbedCallOptions): Array<Native.EmbedOptions | undefined> {
+function partOptions(models: EmbedModel[], options: EmbedCallOptions): Array<Native.EmbedOptions | undefined> {
   const task = forModels(models, 'task', options.task, (info) => info.tasks);
   const prompt = forModels(models, 'prompt', options.prompt, (info) => info.prompts);
   return models.map((_, i) => (task[i] !== undefined || prompt[i] !== undefined ? { task: task[i], prompt: prompt[i] } : undefined));
@@ -224,10 +232,10 @@ function partOptions(models: Native.Model[], options: EmbedCallOptions): Array<N
 
 /** `name` for each model whose `names` have it (any model when there is only one). */
 function forModels(
-  models: Native.Model[],
+  models: EmbedModel[],
   what: string,
   name: string | undefined,
-  names: (info: ModelInfo) => string[],
+  names: (info: ModelInfo | RemoteInfo) => string[],
 ): Array<string | undefined> {
   if (name === undefined) return models.map(() => undefined);
   const known = models.map((m) => names(m.info()).includes(name));
@@ -241,7 +249,7 @@ function forModels(
 
 /** Each model's vectors of `texts`; with several models, their weighted concatenation, L2-normalised. */
 async function embedAll(
-  models: Native.Model[],
+  models: EmbedModel[],
   parts: Part[],
   texts: string[],
   isQuery: boolean,

@@ -12,6 +12,7 @@ export type { Cancellable } from './cancel';
 export type { Logger, LogLevel } from './logger';
 export type { EmbedOptions, HealthLatency, HealthQueue, RuntimeInfo } from '../index';
 export type { EmbedderHealth } from './health';
+export type { RemoteApi, RemoteInfo, RemoteOptions, RemoteStats } from './remote';
 
 export const Model = native.Model;
 export type Model = InstanceType<typeof native.Model>;

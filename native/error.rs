@@ -110,6 +110,10 @@ pub enum ErrorCode {
     /// `maxQueuedCalls` calls already wait for `maxConcurrentCalls`: try again later (a server
     /// answers 429). Thrown by the TypeScript layer.
     ErrBusy,
+    /// A remote embedding server (`remote`) failed, or answered what is not a right answer: the
+    /// wrong number of vectors, wrong dimensions, values that are not finite float32. Thrown by
+    /// the TypeScript layer.
+    ErrRemote,
 }
 
 impl ErrorCode {
@@ -132,6 +136,7 @@ impl ErrorCode {
             ErrorCode::ErrInternal => "ERR_INTERNAL",
             ErrorCode::AbortErr => "ABORT_ERR",
             ErrorCode::ErrBusy => "ERR_BUSY",
+            ErrorCode::ErrRemote => "ERR_REMOTE",
         }
     }
 }
