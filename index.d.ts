@@ -9,6 +9,16 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+export declare class CacheLookup {
+  /** The positions of the texts not found. */
+  misses(): Array<number>
+  /**
+   * Every text's vector in order, `dim` of `width` floats each: found ones from the file, the
+   * others from `computed` (the misses', in order).
+   */
+  assemble(computed: Float32Array, width: number, dim: number): Float32Array
+}
+
 /**
  * A call's cancellation: the TypeScript layer makes one per call with a `signal` or `timeout`
  * and cancels it when the signal fires; the call stops before its next micro-batch.
@@ -66,6 +76,18 @@ export declare class RerankerModel {
    * `ERR_MODEL_CLOSED`.
    */
   close(): Promise<void>
+}
+
+export declare class VectorStore {
+  /** The vectors stored for `texts` embedded with `prompt`. */
+  lookup(texts: Array<string>, prompt: string): CacheLookup
+  /** Keeps the lookup's misses' vectors (`computed`: `width` floats each, in order). */
+  keep(lookup: CacheLookup, computed: Float32Array): void
+  path(): string
+  /** Why the cache was off, skipped or restarted, the last time it was. */
+  note(): string | null
+  /** The file's bytes in use. */
+  bytes(): number
 }
 
 /** Which tokens a token attends to (padding is never attended). */
@@ -501,6 +523,13 @@ export interface ModelStats {
   /** The message of the last failed call. */
   lastError?: string
 }
+
+/**
+ * The store that `options` (`vectorCache`, `vectorCacheMaxBytes`, `vectorCacheTimeout`, else
+ * the environment) ask for, for the model `identity` names, whose vectors have `width` floats;
+ * `null` when the cache is off.
+ */
+export declare function openVectorStore(options: InitOptions | undefined | null, identity: string, width: number): VectorStore | null
 
 export declare enum Pooling {
   Cls = 'cls',

@@ -835,9 +835,11 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.CacheLookup = nativeBinding.CacheLookup
 module.exports.CancelToken = nativeBinding.CancelToken
 module.exports.Model = nativeBinding.Model
 module.exports.RerankerModel = nativeBinding.RerankerModel
+module.exports.VectorStore = nativeBinding.VectorStore
 module.exports.AttentionDirection = nativeBinding.AttentionDirection
 module.exports.Backend = nativeBinding.Backend
 module.exports.BackendKind = nativeBinding.BackendKind
@@ -856,6 +858,7 @@ module.exports.init = nativeBinding.init
 module.exports.Int8Scheme = nativeBinding.Int8Scheme
 module.exports.Int8SchemeOption = nativeBinding.Int8SchemeOption
 module.exports.isGpu = nativeBinding.isGpu
+module.exports.openVectorStore = nativeBinding.openVectorStore
 module.exports.Pooling = nativeBinding.Pooling
 module.exports.runtimeInfo = nativeBinding.runtimeInfo
 module.exports.Source = nativeBinding.Source

@@ -115,8 +115,16 @@ export async function startFake(info: Record<string, unknown> = {}): Promise<Fak
   };
 }
 
+/** TEI's /tokenize: a token per word, and [CLS] and [SEP]. */
+export function tokensOf(text: string): number {
+  return text.split(/\s+/).filter(Boolean).length + 2;
+}
+
 function replyFor(path: string, body: Record<string, unknown>): unknown {
   if (path === '/embed') return (body.inputs as string[]).map(vectorOf);
+  if (path === '/tokenize') {
+    return (body.inputs as string[]).map((t) => Array.from({ length: tokensOf(t) }, (_, id) => ({ id, text: 'w', special: false, start: 0, stop: 0 })));
+  }
   if (path === '/embeddings' || path === '/v1/embeddings') {
     // out of order, as a server may answer: the client orders by index
     const data = (body.input as string[]).map((t, index) => ({ object: 'embedding', index, embedding: vectorOf(t) }));

@@ -4,7 +4,10 @@
 // vectors, NaN or values past float32; a 401 that never shows the key; abort mid-run; the
 // reranker; bad options.
 import { Embedder, Reranker } from '../js';
-import { DIM, FakeServer, scoreOf, startFake, vectorOf } from './remote-server';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { DIM, FakeServer, scoreOf, startFake, tokensOf, vectorOf } from './remote-server';
 
 const KEY = 'sk-secret-key-123';
 
@@ -64,6 +67,50 @@ describe('remote embedding server', () => {
     await e.embedFloat32(TEXTS.slice(0, 12));
     expect(posts().slice(1).map((p) => (p.body!.inputs as string[]).length)).toEqual([5, 5, 2]);
     expect((posts()[1].body!.inputs as string[])[0]).toBe(`passage: ${TEXTS[0]}`);
+  });
+
+  test('the vector cache works with a remote model: a re-index sends only the changed texts; the identity is the server, model and revision', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ssn-remote-cache-'));
+    try {
+      const file = path.join(dir, 'vectors.sqlite');
+      const e = await embedder('tei', { maxBatchTexts: 16 }, { vectorCache: file, dimensions: 8, queryPrefix: 'query: ' });
+      expect(e.info()).toMatchObject({ vectorCache: file, dim: 8 });
+      const first = await e.embedFloat32(TEXTS);
+      expect(posts()).toHaveLength(7);
+      const changed = TEXTS.map((t, i) => (i % 10 === 0 ? `${t} // changed` : t));
+      server.log.length = 0;
+      const again = await e.embedFloat32(changed);
+      expect(posts().flatMap((p) => p.body!.inputs as string[])).toEqual(changed.filter((_, i) => i % 10 === 0));
+      again.forEach((v, i) => {
+        if (i % 10 !== 0) expect(Array.from(v)).toEqual(Array.from(first[i]));
+        else expect(close(v, unit(vectorOf(changed[i]).slice(0, 8)))).toBe(true);
+      });
+      expect(e.stats()[0]).toMatchObject({ cacheHits: 90, cacheMisses: 110, cacheBytes: expect.any(Number) });
+      // queries have their own keys (another prompt); another server's model is another identity
+      server.log.length = 0;
+      await e.embedFloat32(TEXTS.slice(0, 3), true);
+      expect(posts()).toHaveLength(1);
+      const other = await startFake({ model_sha: 'def456' });
+      try {
+        const o = new Embedder({ remote: { url: other.url, api: 'tei' }, vectorCache: file });
+        await o.init();
+        await o.embedFloat32(TEXTS.slice(0, 3));
+        expect(o.stats()[0]).toMatchObject({ cacheHits: 0, cacheMisses: 3 });
+      } finally {
+        await other.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("countTokensAsync asks TEI's /tokenize with the call's prompt; the other APIs have none", async () => {
+    const e = await embedder('tei', {}, { queryPrefix: 'query: ' });
+    const counts = await e.countTokensAsync(['find the parser', 'a'], true);
+    expect(Array.from(counts)).toEqual([tokensOf('query: find the parser'), tokensOf('query: a')]);
+    expect(posts()[0]).toMatchObject({ path: '/tokenize', body: { inputs: ['query: find the parser', 'query: a'], add_special_tokens: true } });
+    const o = await embedder('openai');
+    await expect(o.countTokensAsync(['x'])).rejects.toMatchObject({ code: 'ERR_INPUT', message: expect.stringMatching(/'openai' has no tokenize endpoint/) });
   });
 
   test('429 with Retry-After waits what the server asks, then succeeds', async () => {

@@ -179,6 +179,20 @@ export class Embedder {
     return each.reduce((most, counts) => most.map((n, i) => Math.max(n, counts[i])));
   }
 
+  /**
+   * `countTokens` for every kind of model: a local one counts here, a remote one asks its server
+   * (TEI's `/tokenize`; the other APIs have none, which is `ERR_INPUT`).
+   */
+  async countTokensAsync(texts: string[], isQuery = false, options: EmbedCallOptions = {}): Promise<Uint32Array> {
+    const models = this.models();
+    const calls = partOptions(models, options);
+    const signal = callSignal(options);
+    const each = await Promise.all(
+      models.map((m, i) => (m instanceof RemoteModel ? m.countTokensAsync(texts, isQuery, { signal }) : m.countTokens(texts, isQuery, calls[i]))),
+    );
+    return each.reduce((most, counts) => most.map((n, i) => Math.max(n, counts[i])));
+  }
+
   /** True when a model of this embedder runs on a GPU. */
   isGpu(): boolean {
     return this.parts.some((p) => p.model?.isGpu() ?? false);

@@ -4,7 +4,9 @@
 // most `maxConcurrent` in flight (remote-client.ts), and come back in order, checked: the number
 // of vectors, their length, finite float32 values. Prompts are applied here, on the client, for
 // every API (none of the three applies a model's query prompt by itself).
-import type { ModelHealth, ModelInfo, RerankHit, RerankOptions } from '../index';
+import type { InitOptions, ModelHealth, ModelInfo, RerankHit, RerankOptions, VectorStore } from '../index';
+import { setMaxListeners } from 'events';
+import { native } from './binding';
 import { AbortError } from './cancel';
 import { CodedError } from './errors';
 import { RemoteClient } from './remote-client';
@@ -70,15 +72,19 @@ export interface RemoteStats {
   queueSeconds: number;
   /** Seconds of requests, summed (they overlap). */
   requestSeconds: number;
+  /** Texts the vector cache had, and did not have; the file's bytes in use (0 when it is off). */
+  cacheHits: number;
+  cacheMisses: number;
+  cacheBytes: number;
   lastError?: string;
 }
 
-/** What a remote model is given besides its `remote` options: the prompts, and a Matryoshka cut. */
-export interface RemoteExtras {
-  queryPrefix?: string;
-  documentPrefix?: string;
-  dimensions?: number;
-}
+/**
+ * What a remote model takes of the Embedder's options: the prompts, a Matryoshka cut, and the
+ * vector cache (`vectorCache`, as for a local model; the model's identity is the API, URL, model
+ * id and the revision the server reports).
+ */
+export type RemoteExtras = Pick<InitOptions, 'queryPrefix' | 'documentPrefix' | 'dimensions' | 'vectorCache' | 'vectorCacheMaxBytes' | 'vectorCacheTimeout'>;
 
 const DEFAULTS = { api: 'openai' as RemoteApi, maxConcurrent: 4, timeout: 30_000, retries: 3, maxBatchTexts: 32 };
 const LATENCIES = 1000;
@@ -159,7 +165,7 @@ class RemoteBase {
   }
 
   stats(): RemoteStats {
-    return { calls: this.calls, texts: this.texts, ...this.client.counts, lastError: this.lastError };
+    return { calls: this.calls, texts: this.texts, ...this.client.counts, cacheHits: 0, cacheMisses: 0, cacheBytes: 0, lastError: this.lastError };
   }
 
   health(): ModelHealth {
@@ -186,6 +192,9 @@ export class RemoteModel extends RemoteBase {
   private dim = 0;
   /** The length of the server's vectors, learnt from the first. */
   private serverDim = 0;
+  private store: VectorStore | null = null;
+  private cacheHits = 0;
+  private cacheMisses = 0;
 
   private constructor(
     options: ConstructorParameters<typeof RemoteBase>[0],
@@ -204,7 +213,15 @@ export class RemoteModel extends RemoteBase {
     if (model.dim > probe.length) {
       throw new CodedError('ERR_INPUT', `dimensions ${model.dim} is more than the ${probe.length} values the server's vectors have`);
     }
+    const { vectorCache, vectorCacheMaxBytes, vectorCacheTimeout } = extras;
+    model.store = native.openVectorStore({ vectorCache, vectorCacheMaxBytes, vectorCacheTimeout }, model.identity(), model.serverDim);
     return model;
+  }
+
+  /** What the vector cache knows this model by. */
+  private identity(): string {
+    const { url } = this.options;
+    return `remote api=${this.api} url=${url} model=${this.model} revision=${this.facts.revision ?? ''} width=${this.serverDim}`;
   }
 
   embed(texts: string[], isQuery = false, options: { signal?: AbortSignal; task?: string; prompt?: string } = {}): Promise<Float32Array[]> {
@@ -214,16 +231,52 @@ export class RemoteModel extends RemoteBase {
         throw new CodedError('ERR_INPUT', 'a remote model takes no task or named prompt: set queryPrefix / documentPrefix instead');
       }
       const prefix = (isQuery ? this.extras.queryPrefix : this.extras.documentPrefix) ?? '';
-      const inputs = texts.map((t) => prefix + t);
-      const batches: string[][] = [];
-      for (let i = 0; i < inputs.length; i += this.batchTexts) batches.push(inputs.slice(i, i + this.batchTexts));
-      const answered = await allOrNone(batches, (batch, signal) => this.request(batch, signal), options.signal);
-      return answered.flat().map((v) => unit(v, this.dim));
+      const lookup = this.store?.lookup(texts, prefix);
+      const wanted = lookup ? lookup.misses().map((i) => texts[i]) : texts;
+      const computed = await this.embedRaw(wanted.map((t) => prefix + t), options.signal);
+      if (!lookup || !this.store) return computed.map((v) => unit(v, this.dim));
+      this.cacheHits += texts.length - wanted.length;
+      this.cacheMisses += wanted.length;
+      const flat = Float32Array.from(computed.flat());
+      this.store.keep(lookup, flat);
+      const all = lookup.assemble(flat, this.serverDim, this.serverDim);
+      return texts.map((_, i) => unit(Array.from(all.subarray(i * this.serverDim, (i + 1) * this.serverDim)), this.dim));
     });
   }
 
+  /** The server's vectors of `inputs`, as it answers them, in requests of `maxBatchTexts`. */
+  private async embedRaw(inputs: string[], signal: AbortSignal | undefined): Promise<number[][]> {
+    const batches: string[][] = [];
+    for (let i = 0; i < inputs.length; i += this.batchTexts) batches.push(inputs.slice(i, i + this.batchTexts));
+    return (await allOrNone(batches, (batch, s) => this.request(batch, s), signal)).flat();
+  }
+
+  /**
+   * How many tokens each text becomes with the call's prompt, special tokens included, from TEI's
+   * `/tokenize`; the other APIs have none.
+   */
+  async countTokensAsync(texts: string[], isQuery = false, options: { signal?: AbortSignal } = {}): Promise<Uint32Array> {
+    checkTexts(texts);
+    if (this.api !== 'tei') throw new CodedError('ERR_INPUT', `countTokens: remote.api '${this.api}' has no tokenize endpoint (TEI's /tokenize is the one used)`);
+    const prefix = (isQuery ? this.extras.queryPrefix : this.extras.documentPrefix) ?? '';
+    const batches: string[][] = [];
+    for (let i = 0; i < texts.length; i += this.batchTexts) batches.push(texts.slice(i, i + this.batchTexts).map((t) => prefix + t));
+    const counts = await allOrNone(batches, async (inputs, signal) => {
+      const reply = await this.client.postJson('/tokenize', { inputs, add_special_tokens: true }, signal);
+      if (!Array.isArray(reply) || reply.length !== inputs.length || !reply.every(Array.isArray)) {
+        throw new CodedError('ERR_REMOTE', `${this.options.url} answered /tokenize with ${Array.isArray(reply) ? reply.length : 'no'} token lists for ${inputs.length} texts`);
+      }
+      return (reply as unknown[][]).map((tokens) => tokens.length);
+    }, options.signal);
+    return Uint32Array.from(counts.flat());
+  }
+
+  stats(): RemoteStats {
+    return { ...super.stats(), cacheHits: this.cacheHits, cacheMisses: this.cacheMisses, cacheBytes: this.store?.bytes() ?? 0 };
+  }
+
   countTokens(): Uint32Array {
-    throw new CodedError('ERR_INPUT', `countTokens needs the model's tokenizer, which a remote model (${this.options.url}) does not have here`);
+    throw new CodedError('ERR_INPUT', `countTokens needs the model's tokenizer, which a remote model (${this.options.url}) does not have here: use countTokensAsync, which asks TEI's /tokenize`);
   }
 
   info(): RemoteInfo {
@@ -244,6 +297,8 @@ export class RemoteModel extends RemoteBase {
       documentPrefix: this.extras.documentPrefix ?? '',
       tasks: [],
       prompts: [],
+      vectorCache: this.store?.path(),
+      vectorCacheNote: this.store?.note() ?? undefined,
     };
   }
 
@@ -330,6 +385,8 @@ export class RemoteReranker extends RemoteBase {
 async function allOrNone<T, R>(items: T[], request: (item: T, signal: AbortSignal) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
   const stop = new AbortController();
   const both = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  // every request waiting for its place listens to it: as many listeners as requests, by design
+  setMaxListeners(0, both);
   return Promise.all(
     items.map((item) =>
       request(item, both).catch((e: unknown) => {

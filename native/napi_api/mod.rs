@@ -5,6 +5,7 @@
 mod cancel;
 mod read;
 mod reranker;
+mod vectors;
 
 pub use cancel::CancelToken;
 

@@ -56,6 +56,29 @@ impl VectorCache {
         settings: &[u8],
         width: usize,
     ) -> VectorCache {
+        VectorCache::open_as(config, width, |store| {
+            let mut bytes = match identity::hub_commit(snapshot) {
+                Some(commit) => commit.into_bytes(),
+                None => {
+                    identity::content_hashes(&identity::shaping_files(snapshot, weights), store)?
+                }
+            };
+            bytes.extend_from_slice(settings);
+            Ok(bytes)
+        })
+    }
+
+    /// The cache of a model that `identity` names on its own: a remote server's API, URL, model
+    /// id and revision.
+    pub fn for_identity(config: CacheConfig, identity: &[u8], width: usize) -> VectorCache {
+        VectorCache::open_as(config, width, |_| Ok(identity.to_vec()))
+    }
+
+    fn open_as(
+        config: CacheConfig,
+        width: usize,
+        identify: impl FnOnce(Option<&Store>) -> std::io::Result<Vec<u8>>,
+    ) -> VectorCache {
         let mut cache = VectorCache {
             config,
             model: 0,
@@ -69,15 +92,8 @@ impl VectorCache {
             State::Open(store) => Some(store),
             _ => None,
         };
-        let identity = match identity::hub_commit(snapshot) {
-            Some(commit) => Ok(commit.into_bytes()),
-            None => identity::content_hashes(&identity::shaping_files(snapshot, weights), store),
-        };
-        match identity {
-            Ok(mut bytes) => {
-                bytes.extend_from_slice(settings);
-                cache.model = xxh3_128(&bytes);
-            }
+        match identify(store) {
+            Ok(bytes) => cache.model = xxh3_128(&bytes),
             Err(e) => {
                 cache.say(format!("the vector cache is off: the model's files could not be read to identify it ({e})"));
                 state = State::Off;
