@@ -48,6 +48,9 @@ describe('graph cache', () => {
     expect(first.info.cacheEntry).toBeDefined();
     expect(path.dirname(first.info.cacheEntry!)).toBe(cache);
     expect(fs.readdirSync(first.info.cacheEntry!).sort()).toEqual(['manifest.json', 'model.onnx', 'model.onnx.data']);
+    // the weights as ONNX Runtime packs them are in the entry too: later starts map them
+    const manifest = JSON.parse(fs.readFileSync(path.join(first.info.cacheEntry!, 'manifest.json'), 'utf8'));
+    expect(manifest.packed).toBe(true);
     const second = await vectorsOf(model);
     expect(second.info.cache).toBe('hit');
     expect(second.info.cacheEntry).toBe(first.info.cacheEntry);

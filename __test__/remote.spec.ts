@@ -120,7 +120,7 @@ describe('remote embedding server', () => {
     expect(close(v, unit(vectorOf('x')))).toBe(true);
     const [first, second] = posts();
     expect(second.at - first.at).toBeGreaterThanOrEqual(990);
-    expect(second.at - first.at).toBeLessThan(1500);
+    expect(second.at - first.at).toBeLessThan(2000);
     expect(e.stats()[0]).toMatchObject({ requests: 2 + 2, retries: 1 });
   });
 
@@ -132,9 +132,9 @@ describe('remote embedding server', () => {
     const at = posts().map((p) => p.at);
     expect(at).toHaveLength(3);
     expect(at[1] - at[0]).toBeGreaterThanOrEqual(95);
-    expect(at[1] - at[0]).toBeLessThan(350);
+    expect(at[1] - at[0]).toBeLessThan(500);
     expect(at[2] - at[1]).toBeGreaterThanOrEqual(195);
-    expect(at[2] - at[1]).toBeLessThan(600);
+    expect(at[2] - at[1]).toBeLessThan(800);
   });
 
   test('retries stop after `retries`, with the last reason; a 4xx other than 429 is not retried', async () => {

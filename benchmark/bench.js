@@ -318,6 +318,8 @@ function coldStarts(starts, command, args, before = () => {}) {
     loadedRssMb: median('rss_mb'),
     peakMb: Math.max(...runs.map((r) => r.end_peak_mb || r.peak_mb)),
     cache: runs.map((r) => r.cache).filter(Boolean),
+    // the median start's phases (ms), where the runner reports them
+    phases: runs.map((r) => r).sort((a, b) => a.wall_ms - b.wall_ms)[starts >> 1].phases,
   };
 }
 
@@ -496,6 +498,10 @@ async function main() {
   }
   const cached = coldStart['addon, cached'], tjs = coldStart['transformers.js'];
   const coldRatios = { cachedVsTransformersJs: +(cached.medianMs / tjs.medianMs).toFixed(2), firstVsCacheOff: +(coldStart['addon, first start (writes the cache)'].medianMs / coldStart['addon, cache off'].medianMs).toFixed(2) };
+  for (const name of ['addon, cached', 'addon int8, cached']) {
+    const p = coldStart[name].phases;
+    if (p) console.log(`${name}, phases of the median start (ms): node ${p.boot}, require ${p.require}, ONNX Runtime library ${p.library}, entry check ${p.check}, session ${p.session}, tokenizer ${p.tokenizer} (init ${p.init} in all), first forward ${p.firstForward}`);
+  }
   console.log(`cached start / transformers.js (medians): ${coldRatios.cachedVsTransformersJs}x; first start (writing the cache) / cache off: ${coldRatios.firstVsCacheOff}x`);
   const int8Off = coldStart['addon int8, cache off'];
   if (!int8Off.error) console.log(`int8 start without a cache (graph, quantisation, ONNX Runtime's session): ${int8Off.medianMs} ms (median)`);

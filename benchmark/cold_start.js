@@ -7,10 +7,27 @@ const mb = () => Math.round(process.memoryUsage().rss / 1e6);
 const peakMb = () => Math.round((process.resourceUsage().maxRSS / 1024) * 1.048576);
 
 async function addon() {
+  const started = performance.now();
   const native = require('..');
-  const model = await native.Model.load(job.modelDir, job.options);
+  const required = performance.now() - started;
+  // the phases of the start, from the model's own log events (seconds)
+  const events = {};
+  const logger = (_level, event, fields) => (events[event] = fields);
+  const model = await native.Model.load(job.modelDir, { ...job.options, logger });
   const loaded = { rss_mb: mb(), peak_mb: peakMb(), cache: model.info().cache };
   await model.embed([QUERY], true);
+  await new Promise((resolve) => setImmediate(resolve)); // the last events reach the logger
+  const ms = (s) => (s === undefined ? undefined : Math.round(s * 1000));
+  loaded.phases = {
+    boot: Math.round(started),
+    require: Math.round(required),
+    library: ms(events.ort_library?.seconds),
+    check: ms(events.graph_cache_hit?.check_seconds),
+    session: ms(events.graph_cache_hit?.session_seconds),
+    tokenizer: ms(events.tokenizer_loaded?.seconds),
+    init: ms(events.init?.seconds),
+    firstForward: ms(events.call?.seconds),
+  };
   return loaded;
 }
 

@@ -123,6 +123,7 @@ impl Engine {
         max_length: usize,
     ) -> Result<Self> {
         let dir = &model.dir;
+        let started = Instant::now();
         let (pairs, tokenizer) = match &model.head {
             Some(head) => {
                 let (pairs, tokenizer) =
@@ -139,6 +140,7 @@ impl Engine {
                 )
             }
         };
+        log::debug!(seconds = started.elapsed().as_secs_f64(); "tokenizer_loaded");
         let backend = loaded.backend;
         let tasks = TaskRule::new(dir, settings, backend.takes_task())?;
         let none = EmbedOptions::default();

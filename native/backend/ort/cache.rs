@@ -5,9 +5,17 @@
 //! files, `config.json`, the graph's settings, this addon's version and a hash of its sources,
 //! ONNX Runtime's version, the CPU's features). It holds `model.onnx` (ONNX Runtime's optimised
 //! graph), `model.onnx.data` (its weights, which ONNX Runtime maps rather than copies) and
-//! `manifest.json` (each file's size and xxh3 checksum). It is written in a private folder and renamed into place, so a
-//! reader sees a whole entry or none, and two processes may write the same entry at once; an
-//! entry that fails its checks is removed and rebuilt, never trusted.
+//! `manifest.json` (each file's size, modification time, xxh3 checksum, and a checksum of a
+//! sample of it). It is written in a private folder and renamed into place, so a reader sees a
+//! whole entry or none, and two processes may write the same entry at once; an entry that fails
+//! its checks is removed and rebuilt, never trusted.
+//!
+//! A start checks each file's size, modification time and sample (its first and last MiB and 32
+//! blocks of 64 KiB between: 4 MiB read), and the whole checksum only when the time differs:
+//! hashing a 1 GB entry at every start cost more than the rest of the check. What this trades: a
+//! change that keeps a file's size and its time to the nanosecond and misses the sample (a
+//! deliberate edit that puts the time back, or the disk's own rot) is not seen at start; ONNX
+//! Runtime refusing the entry still removes it, and a write checks everything.
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -18,8 +26,8 @@ use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
 use crate::error::{Error, Result};
 
-/// Changes whenever the layout of an entry does.
-const FORMAT: u32 = 1;
+/// Changes whenever the layout of an entry does (2: weights pre-packed, sampled checks).
+const FORMAT: u32 = 2;
 pub const MODEL: &str = "model.onnx";
 pub const DATA: &str = "model.onnx.data";
 const MANIFEST: &str = "manifest.json";
@@ -33,6 +41,8 @@ struct Manifest {
     format: u32,
     key: String,
     files: Vec<FileSum>,
+    /// The data file holds the weights as ONNX Runtime pre-packs them, too.
+    packed: bool,
 }
 
 #[derive(Serialize, Deserialize, PartialEq, Eq, Debug)]
@@ -40,7 +50,17 @@ struct FileSum {
     name: String,
     size: u64,
     xxh3: String,
+    /// Nanoseconds since the epoch, as the file system keeps them.
+    modified: String,
+    /// The checksum of the sampled blocks.
+    sample: String,
 }
+
+/// Blocks of a file the start-up check reads: the first and last MiB, and this many of 64 KiB
+/// spread evenly between.
+const SAMPLE_EDGE: u64 = 1 << 20;
+const SAMPLE_BLOCKS: u64 = 32;
+const SAMPLE_BLOCK: u64 = 64 << 10;
 
 /// What the graph depends on, hashed into an entry's name.
 pub struct Fingerprint {
@@ -189,8 +209,9 @@ impl Staged {
     }
 
     /// Checksums the files, writes the manifest and renames the folder into place. Another
-    /// process that got there first wins; its entry is as good as ours.
-    pub fn commit(self) -> Result<PathBuf> {
+    /// process that got there first wins; its entry is as good as ours. `packed`: the data file
+    /// holds pre-packed weights.
+    pub fn commit(self, packed: bool) -> Result<PathBuf> {
         let files = [MODEL, DATA]
             .iter()
             .map(|name| checksum(&self.tmp.join(name), name))
@@ -199,6 +220,7 @@ impl Staged {
             format: FORMAT,
             key: self.key.clone(),
             files,
+            packed,
         };
         let text = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| Error::Internal(format!("manifest: {e}")))?;
@@ -224,6 +246,14 @@ impl Drop for Staged {
     }
 }
 
+/// Whether a verified entry's data file holds pre-packed weights.
+pub fn packed(entry: &Path) -> bool {
+    fs::read(entry.join(MANIFEST))
+        .ok()
+        .and_then(|text| serde_json::from_slice::<Manifest>(&text).ok())
+        .is_some_and(|m| m.packed)
+}
+
 fn verify(entry: &Path, key: &str) -> Result<()> {
     let path = entry.join(MANIFEST);
     let text = fs::read(&path).map_err(|e| cache_error(&path, e))?;
@@ -238,22 +268,54 @@ fn verify(entry: &Path, key: &str) -> Result<()> {
     }
     for file in &manifest.files {
         let path = entry.join(&file.name);
-        let size = fs::metadata(&path)
-            .map_err(|e| cache_error(&path, e))?
-            .len();
-        if size != file.size {
+        let meta = fs::metadata(&path).map_err(|e| cache_error(&path, e))?;
+        if meta.len() != file.size {
             return Err(Error::model_file(&path, "is truncated or grown"));
         }
-    }
-    for file in &manifest.files {
-        if checksum(&entry.join(&file.name), &file.name)? != *file {
-            return Err(Error::model_file(
-                &entry.join(&file.name),
-                "fails its checksum",
-            ));
+        if sample(&path, file.size)? != file.sample {
+            return Err(Error::model_file(&path, "fails its sampled checksum"));
+        }
+        // a file whose time changed is read whole
+        if modified(&meta) != file.modified && checksum(&path, &file.name)?.xxh3 != file.xxh3 {
+            return Err(Error::model_file(&path, "fails its checksum"));
         }
     }
     Ok(())
+}
+
+fn modified(meta: &fs::Metadata) -> String {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+        .to_string()
+}
+
+/// The checksum of the file's sampled blocks (its whole content when it is small).
+fn sample(path: &Path, size: u64) -> Result<String> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = fs::File::open(path).map_err(|e| cache_error(path, e))?;
+    let mut hasher = Xxh3::new();
+    let mut read_at = |offset: u64, length: u64| -> Result<()> {
+        let length = length.min(size.saturating_sub(offset));
+        let mut buffer = vec![0u8; length as usize];
+        file.seek(SeekFrom::Start(offset))
+            .and_then(|_| file.read_exact(&mut buffer))
+            .map_err(|e| cache_error(path, e))?;
+        hasher.update(&buffer);
+        Ok(())
+    };
+    if size <= 2 * SAMPLE_EDGE + SAMPLE_BLOCKS * SAMPLE_BLOCK {
+        read_at(0, size)?;
+    } else {
+        read_at(0, SAMPLE_EDGE)?;
+        let span = size - 2 * SAMPLE_EDGE - SAMPLE_BLOCK;
+        for i in 0..SAMPLE_BLOCKS {
+            read_at(SAMPLE_EDGE + span * i / (SAMPLE_BLOCKS - 1), SAMPLE_BLOCK)?;
+        }
+        read_at(size - SAMPLE_EDGE, SAMPLE_EDGE)?;
+    }
+    Ok(format!("{:032x}", hasher.digest128()))
 }
 
 fn checksum(path: &Path, name: &str) -> Result<FileSum> {
@@ -269,10 +331,13 @@ fn checksum(path: &Path, name: &str) -> Result<FileSum> {
         hasher.update(&buffer[..n]);
         size += n as u64;
     }
+    let meta = fs::metadata(path).map_err(|e| cache_error(path, e))?;
     Ok(FileSum {
         name: name.to_string(),
         size,
         xxh3: format!("{:032x}", hasher.digest128()),
+        modified: modified(&meta),
+        sample: sample(path, size)?,
     })
 }
 
@@ -298,7 +363,7 @@ mod tests {
         let staged = cache.stage(key).unwrap();
         fs::write(staged.path(MODEL), b"graph").unwrap();
         fs::write(staged.path(DATA), data).unwrap();
-        staged.commit().unwrap()
+        staged.commit(false).unwrap()
     }
 
     fn temp(name: &str) -> PathBuf {
@@ -324,6 +389,25 @@ mod tests {
         let path = entry(&root, "k1", &[7u8; 1000]);
         fs::write(path.join(DATA), [7u8; 10]).unwrap();
         assert_eq!(cache.lookup("k1"), None);
+        // a large file: a byte changed where the sample reads is found though its time is put
+        // back; one changed elsewhere, by its new time
+        let big = vec![3u8; 8 << 20];
+        for (at, put_time_back) in [(0, true), (5 << 20, false)] {
+            let path = entry(&root, "k5", &big);
+            let when = fs::metadata(path.join(DATA)).unwrap().modified().unwrap();
+            let mut data = big.clone();
+            data[at] ^= 1;
+            fs::write(path.join(DATA), &data).unwrap();
+            if put_time_back {
+                let file = fs::File::options()
+                    .write(true)
+                    .open(path.join(DATA))
+                    .unwrap();
+                file.set_modified(when).unwrap();
+            }
+            assert_eq!(cache.lookup("k5"), None, "byte {at}");
+            assert!(!path.exists());
+        }
         // a manifest of another key (another version) is not trusted
         let path = entry(&root, "k3", &[1u8; 10]);
         fs::rename(&path, root.join("k4")).unwrap();

@@ -4,12 +4,10 @@ pub mod cache;
 pub mod cuda;
 pub mod graph;
 mod lanes;
-mod onnx_proto;
 mod open;
 mod plan;
 pub mod runtime;
 mod session;
-pub mod shared;
 pub mod start;
 
 pub use plan::{Provider, SessionPlan};

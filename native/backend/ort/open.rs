@@ -8,7 +8,6 @@ use ort::session::builder::GraphOptimizationLevel;
 use super::plan::{session_builder, Provider, SessionPlan};
 use super::runtime::Runtime;
 use super::session::OrtBackend;
-use super::shared::SharedWeights;
 use super::{cache, cuda, graph};
 use crate::backend::{ModelFacts, WeightsSource};
 use crate::error::{Error, Result};
@@ -89,6 +88,16 @@ fn build(
 /// entry pre-packs as it loads, weight by weight, and does not peak.
 const PREPACK_LIMIT_BYTES: usize = 1 << 30;
 
+/// A cache entry is written with its weights packed when they are at most 1 GB.
+fn packs_when_saved(encoder: &crate::arch::Encoder, precision: Precision) -> bool {
+    let bytes_per_weight = match precision {
+        Precision::Float32 => 4,
+        Precision::Float16 | Precision::BFloat16 => 2,
+        Precision::Int8 => 1,
+    };
+    encoder.parameters() * bytes_per_weight <= PREPACK_LIMIT_BYTES
+}
+
 fn holds_weights_twice(weights: &WeightsSource, precision: Option<Precision>) -> bool {
     let WeightsSource::Encoder { encoder, .. } = weights else {
         return false;
@@ -102,10 +111,12 @@ fn holds_weights_twice(weights: &WeightsSource, precision: Option<Precision>) ->
 }
 
 /// Builds the graph from `weights` and has ONNX Runtime write its optimised form into `entry`
-/// (CPU only). Pre-packing is off in this session, which only writes: pre-packing while saving
-/// costs more than the whole save and keeps a second copy of the weights resident. The model
-/// then runs from the entry, pre-packed, as every later start does: the writing session itself
-/// ran slower and gave slightly different int8 vectors (benchmark/README.md).
+/// (CPU only), with every weight also as ONNX Runtime pre-packs it for this CPU's kernels
+/// (`session.save_external_prepacked_constant_initializers`): a start from the entry maps the
+/// packed weights from the file and packs nothing (benchmark/README.md has the figures). The
+/// entry's key holds the CPU's features, on which the packed layouts depend. A graph of more
+/// than 1 GB of weights is written unpacked: packing it here would hold the graph and its packed
+/// copy at once, and a start from it packs weight by weight. Returns whether it packed.
 pub fn save(
     runtime: &Runtime,
     facts: ModelFacts,
@@ -113,15 +124,16 @@ pub fn save(
     max_length: usize,
     plan: SessionPlan,
     entry: &cache::Staged,
-) -> Result<()> {
+) -> Result<bool> {
     let (WeightsSource::Encoder { encoder, source }, Some(precision)) = (weights, plan.precision)
     else {
         return Err(Error::Internal("only a graph built here is cached".into()));
     };
+    let pack = packs_when_saved(encoder, precision);
     // ONNX Runtime warns that the saved graph is specific to this CPU: the cache key holds its features
     let builder = session_builder(&runtime.env, plan.threads)?
         .with_log_level(ort::logging::LogLevel::Error)?
-        .with_prepacking(false)?
+        .with_prepacking(pack)?
         .with_optimized_model_path(entry.path(cache::MODEL))?
         .with_config_entry(
             "session.optimized_model_external_initializers_file_name",
@@ -130,6 +142,10 @@ pub fn save(
         .with_config_entry(
             "session.optimized_model_external_initializers_min_size_in_bytes",
             "1024",
+        )?
+        .with_config_entry(
+            "session.save_external_prepacked_constant_initializers",
+            if pack { "1" } else { "0" },
         )?;
     let encoder = Arc::make_mut(encoder);
     let numerics = graph::Numerics {
@@ -144,17 +160,16 @@ pub fn save(
         numerics,
         &builder,
     )
-    .map(drop)
+    .map(|_| pack)
 }
 
-/// Entries whose weights file is larger run without lanes, loaded by ONNX Runtime itself,
-/// which maps and pre-packs one weight at a time: over one mapping of the whole file, every
-/// page stays resident until all are packed, and these models' large products keep both
-/// threads busy anyway (benchmark/README.md).
-const SHARED_LIMIT_BYTES: u64 = 1 << 30;
+/// Entries whose weights file (the weights and their packed copies) is larger run without
+/// lanes: these models' large products keep both threads busy anyway (benchmark/README.md).
+const LANES_LIMIT_BYTES: u64 = 2 << 30;
 
-/// A CPU backend from a cache entry: the graph is optimised already, so ONNX Runtime only
-/// maps its weights and pre-packs them.
+/// A CPU backend from a cache entry: the graph is optimised and its weights packed already, so
+/// ONNX Runtime maps them from the file; every session of the entry (the lanes') maps the same
+/// file, whose pages the system holds once and may drop and read again.
 pub fn load_cached(
     runtime: &'static Runtime,
     facts: ModelFacts,
@@ -163,46 +178,27 @@ pub fn load_cached(
 ) -> Result<OrtBackend> {
     let model = entry.join(cache::MODEL);
     let data = entry.join(cache::DATA);
-    let shareable = std::fs::metadata(&data).is_ok_and(|m| m.len() <= SHARED_LIMIT_BYTES);
-    let weights = match shareable {
-        true => Some(Arc::new(SharedWeights::open(&model, &data)?)),
-        false => None,
-    };
-    let session = open_entry(runtime, &model, weights.as_deref(), threads)?;
+    let session = open_entry(runtime, &model, threads)?;
     let backend = OrtBackend::new(session, &model, facts.pooling, facts.hidden, Provider::Cpu)?;
-    let Some(weights) = weights else {
-        return Ok(backend);
-    };
-    let backend = match threads.unwrap_or(runtime.shared_threads) {
+    // lanes' sessions map the packed weights; unpacked, each would pack its own copy
+    let small = cache::packed(entry)
+        && std::fs::metadata(&data).is_ok_and(|m| m.len() <= LANES_LIMIT_BYTES);
+    Ok(match threads.unwrap_or(runtime.shared_threads) {
         0 | 1 => backend,
-        // Opened by the first call with several micro-batches, so that a start that embeds
-        // one query does not pre-pack the weights a second time.
-        lanes => {
-            let shared = Arc::clone(&weights);
-            backend.with_lanes(lanes, move || {
-                open_entry(runtime, &model, Some(&shared), Some(1))
-            })
-        }
-    };
-    Ok(backend.holding(weights))
+        _ if !small => backend,
+        // opened by the first call with several micro-batches
+        lanes => backend.with_lanes(lanes, move || open_entry(runtime, &model, Some(1))),
+    })
 }
 
-/// A session of the entry's `model`, over the shared `weights` when given (their mapped pages
-/// are dropped once it has pre-packed them), else over ONNX Runtime's own mapping.
+/// A session of the entry's `model`.
 fn open_entry(
     runtime: &Runtime,
     model: &Path,
-    weights: Option<&SharedWeights>,
     threads: Option<usize>,
 ) -> Result<ort::session::Session> {
-    let mut builder = session_builder(&runtime.env, threads)?
-        .with_optimization_level(GraphOptimizationLevel::Disable)?;
-    if let Some(weights) = weights {
-        builder = weights.apply(builder)?;
-    }
-    let session = builder
+    session_builder(&runtime.env, threads)?
+        .with_optimization_level(GraphOptimizationLevel::Disable)?
         .commit_from_file(model)
-        .map_err(|e| Error::model_file(model, format!("is not a usable cache entry ({e})")))?;
-    weights.inspect(|w| w.release_pages());
-    Ok(session)
+        .map_err(|e| Error::model_file(model, format!("is not a usable cache entry ({e})")))
 }

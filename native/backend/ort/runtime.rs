@@ -77,9 +77,11 @@ fn load_first(candidates: &[(PathBuf, &'static str)]) -> Result<Runtime> {
             tried.push(format!("{} ({source}): no such file", path.display()));
             continue;
         }
+        let started = std::time::Instant::now();
         match load(path) {
             Ok(runtime) => {
-                log::info!(library:% = path.display(), version = runtime.version.as_str(), source = *source; "ort_library");
+                let seconds = started.elapsed().as_secs_f64();
+                log::info!(library:% = path.display(), version = runtime.version.as_str(), source = *source, seconds; "ort_library");
                 return Ok(runtime);
             }
             Err(e) => {

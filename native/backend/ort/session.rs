@@ -2,7 +2,7 @@
 //! its inputs and outputs are read from the session, not assumed.
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use ort::session::{Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorElementType};
@@ -14,7 +14,6 @@ use crate::pooling::{pool, Pooling};
 
 use super::lanes::{run_in_lanes, run_shared, Lanes};
 use super::plan::Provider;
-use super::shared::SharedWeights;
 
 pub struct OrtBackend {
     // `ort`'s `Session::run` takes `&mut self`; only the lanes' CPU session runs unlocked
@@ -30,8 +29,6 @@ pub struct OrtBackend {
     pooling: Option<Pooling>,
     dim: usize,
     provider: Provider,
-    /// The mapped weights both sessions read; declared last, so dropped after them.
-    _weights: Option<Arc<SharedWeights>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -93,14 +90,7 @@ impl OrtBackend {
             pooling: (!output.pooled).then_some(pooling),
             dim,
             provider,
-            _weights: None,
         })
-    }
-
-    /// Keeps the mapping that the sessions' weights point into.
-    pub fn holding(mut self, weights: Arc<SharedWeights>) -> Self {
-        self._weights = Some(weights);
-        self
     }
 
     /// Adds a single-threaded session, opened by `open` when first needed, for `count` threads

@@ -74,25 +74,31 @@ fn start_cached(
     weights: &mut LazyWeights,
 ) -> Result<(OrtBackend, CacheUse)> {
     let threads = s.plan.threads;
+    let started = std::time::Instant::now();
     if let Some(entry) = cache.lookup(key) {
+        let checked = started.elapsed().as_secs_f64();
         match load_cached(s.runtime, s.facts, &entry, threads) {
-            Ok(backend) => return Ok((backend, CacheUse::Hit(entry))),
+            Ok(backend) => {
+                let session = started.elapsed().as_secs_f64() - checked;
+                log::debug!(check_seconds = checked, session_seconds = session; "graph_cache_hit");
+                return Ok((backend, CacheUse::Hit(entry)));
+            }
             Err(e) => {
                 log::warn!(result = "miss", reason:% = format!("ONNX Runtime could not start from the entry, which is discarded: {e}"), entry:% = entry.display(); "graph_cache");
                 cache.discard(&entry)
             }
         }
     }
+    let started = std::time::Instant::now();
     let written = cache.stage(key).and_then(|staged| {
-        save(
-            s.runtime,
-            s.facts,
-            weights.get()?,
-            s.max_length,
-            s.plan,
-            &staged,
-        )?;
-        staged.commit()
+        let weights = weights.get()?;
+        let read = started.elapsed().as_secs_f64();
+        let packed = save(s.runtime, s.facts, weights, s.max_length, s.plan, &staged)?;
+        let saved = started.elapsed().as_secs_f64();
+        let entry = staged.commit(packed)?;
+        let checked = started.elapsed().as_secs_f64();
+        log::debug!(read_seconds = read, save_seconds = saved - read, commit_seconds = checked - saved; "graph_cache_write");
+        Ok(entry)
     });
     let problem = match written {
         // The session that wrote the entry had no pre-packed weights (see `save`); the model
