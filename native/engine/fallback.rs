@@ -15,8 +15,11 @@ impl Engine {
     /// GPU moves the model to the CPU, where the call's micro-batches all run again.
     pub(super) fn forward_all(&self, batches: Vec<Vec<usize>>, run: &RunBatch) -> Result<()> {
         let backend = self.backend();
-        match (backend.forward_all(batches.clone(), run), &self.fallback) {
-            (Err(e), Some(fallback)) if e.is_run_failure() && backend.is_gpu() => {
+        let fallback = self.fallback.as_ref().filter(|_| backend.is_gpu());
+        // the call's micro-batches are kept only where a fallback may run them again
+        let again = fallback.map(|_| batches.clone());
+        match (backend.forward_all(batches, run), fallback.zip(again)) {
+            (Err(e), Some((fallback, batches))) if e.is_run_failure() => {
                 self.fall_back(fallback, &e)?.forward_all(batches, run)
             }
             (result, _) => result,
