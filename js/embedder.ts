@@ -110,8 +110,11 @@ export class Embedder {
   constructor(options: EmbedderOptions = {}) {
     const { modelDir, model, revision, models, reranker, remote, ...shared } = options;
     if (reranker !== undefined) this.rerankerSource = { source: reranker, options: shared };
-    if (models !== undefined && (modelDir !== undefined || model !== undefined || remote !== undefined)) {
-      throw new CodedError('ERR_INPUT', 'Embedder: give either modelDir/model/remote or models, not both');
+    if (models !== undefined && (modelDir !== undefined || model !== undefined)) {
+      throw new CodedError('ERR_INPUT', 'Embedder: give either modelDir/model or models, not both');
+    }
+    if (models !== undefined && remote !== undefined) {
+      throw new CodedError('ERR_INPUT', 'Embedder: give either remote or models (each may have its own remote), not both');
     }
     const specs: ModelSpec[] = models ?? [{ modelDir, model, revision, remote }];
     if (specs.length === 0) throw new CodedError('ERR_INPUT', 'Embedder: models is empty; name at least one { modelDir } or { model }');

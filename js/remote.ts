@@ -4,7 +4,7 @@
 // most `maxConcurrent` in flight (remote-client.ts), and come back in order, checked: the number
 // of vectors, their length, finite float32 values. Prompts are applied here, on the client, for
 // every API (none of the three applies a model's query prompt by itself).
-import type { InitOptions, ModelHealth, ModelInfo, RerankHit, RerankOptions, VectorStore } from '../index';
+import type { InitOptions, ModelHealth, ModelInfo, ModelStats, RerankHit, RerankOptions, VectorStore } from '../index';
 import { setMaxListeners } from 'events';
 import { native } from './binding';
 import { AbortError } from './cancel';
@@ -60,8 +60,11 @@ export interface RemoteInfo extends LocalOnly {
   prompts: string[];
 }
 
-/** `stats()` of a remote model. */
-export interface RemoteStats {
+/** What a local model's stats count and a remote one's cannot (the server runs the forward passes): absent. */
+type LocalCounts = Partial<Omit<ModelStats, 'calls' | 'texts' | 'queueSeconds' | 'cacheHits' | 'cacheMisses' | 'cacheBytes' | 'lastError'>>;
+
+/** `stats()` of a remote model: the counts of a local model's that apply, and the client's. */
+export interface RemoteStats extends LocalCounts {
   calls: number;
   texts: number;
   requests: number;
@@ -154,7 +157,8 @@ class RemoteBase {
       if (!(e instanceof AbortError)) {
         this.errors++;
         this.lastError = (e as Error).message;
-        this.failing = (e as CodedError).code === 'ERR_REMOTE';
+        // as a local model's: bad input neither fails the model nor clears a failure
+        if ((e as CodedError).code === 'ERR_REMOTE') this.failing = true;
       }
       throw e;
     }
