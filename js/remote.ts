@@ -142,6 +142,13 @@ class RemoteBase {
     return this.options.maxBatchTexts ?? this.facts.maxBatchTexts ?? DEFAULTS.maxBatchTexts;
   }
 
+  /** `items` in requests of `maxBatchTexts`. */
+  protected inBatches<T>(items: T[]): T[][] {
+    const batches: T[][] = [];
+    for (let i = 0; i < items.length; i += this.batchTexts) batches.push(items.slice(i, i + this.batchTexts));
+    return batches;
+  }
+
   /** Runs one call, counting it and keeping how it ended. */
   protected async call<T>(texts: number, work: () => Promise<T>): Promise<T> {
     if (this.closed) throw new CodedError('ERR_MODEL_CLOSED', `this remote model (${this.options.url}) was closed: make a new one to use it`);
@@ -250,9 +257,7 @@ export class RemoteModel extends RemoteBase {
 
   /** The server's vectors of `inputs`, as it answers them, in requests of `maxBatchTexts`. */
   private async embedRaw(inputs: string[], signal: AbortSignal | undefined): Promise<number[][]> {
-    const batches: string[][] = [];
-    for (let i = 0; i < inputs.length; i += this.batchTexts) batches.push(inputs.slice(i, i + this.batchTexts));
-    return (await allOrNone(batches, (batch, s) => this.request(batch, s), signal)).flat();
+    return (await allOrNone(this.inBatches(inputs), (batch, s) => this.request(batch, s), signal)).flat();
   }
 
   /**
@@ -263,9 +268,7 @@ export class RemoteModel extends RemoteBase {
     checkTexts(texts);
     if (this.api !== 'tei') throw new CodedError('ERR_INPUT', `countTokens: remote.api '${this.api}' has no tokenize endpoint (TEI's /tokenize is the one used)`);
     const prefix = (isQuery ? this.extras.queryPrefix : this.extras.documentPrefix) ?? '';
-    const batches: string[][] = [];
-    for (let i = 0; i < texts.length; i += this.batchTexts) batches.push(texts.slice(i, i + this.batchTexts).map((t) => prefix + t));
-    const counts = await allOrNone(batches, async (inputs, signal) => {
+    const counts = await allOrNone(this.inBatches(texts.map((t) => prefix + t)), async (inputs, signal) => {
       const reply = await this.client.postJson('/tokenize', { inputs, add_special_tokens: true }, signal);
       if (!Array.isArray(reply) || reply.length !== inputs.length || !reply.every(Array.isArray)) {
         throw new CodedError('ERR_REMOTE', `${this.options.url} answered /tokenize with ${Array.isArray(reply) ? reply.length : 'no'} token lists for ${inputs.length} texts`);
